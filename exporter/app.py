@@ -1,0 +1,186 @@
+"""Wiring: config → clients → pollers → exposition cache → server, and the run loop.
+
+No logic of its own beyond putting the pieces together and shutting them down in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import httpx
+from structlog.typing import FilteringBoundLogger
+
+from exporter import __version__
+from exporter.auth import AkSkAuth, IamTokenAuth, IamTokenSource
+from exporter.client import ModelArtsClient
+from exporter.config import AkSkCredentials, Config, Target
+from exporter.exposition import ExpositionCache
+from exporter.models import Api, ItemKey, Snapshot
+from exporter.poller import Clock, Poller, RequestLedger, SystemClock, TargetPoller
+from exporter.server import MetricsServer
+
+__all__ = ["Exporter", "build", "run"]
+
+USER_AGENT = f"modelarts-exporter/{__version__}"
+
+
+def items_of(target: Target) -> list[ItemKey]:
+    """The items a target polls: its pools, then its job types."""
+    return [ItemKey(target.project_id, Api.WORKLOAD_STATISTICS, p) for p in target.pools] + [
+        ItemKey(target.project_id, Api.RESOURCE_SPECS, j) for j in target.job_types
+    ]
+
+
+def _http_client(
+    target: Target,
+    config: Config,
+    auth: httpx.Auth | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> httpx.AsyncClient:
+    limits = httpx.Limits(
+        max_connections=target.max_concurrency, max_keepalive_connections=target.max_concurrency
+    )
+    return httpx.AsyncClient(
+        auth=auth,
+        timeout=config.timeout,
+        limits=limits,
+        headers={"User-Agent": USER_AGENT, "X-Project-Id": target.project_id},
+        transport=transport,
+        follow_redirects=False,
+    )
+
+
+@dataclass
+class Exporter:
+    """A wired exporter: poll with ``poller``, serve ``cache``; ``close()`` when done."""
+
+    poller: Poller
+    cache: ExpositionCache
+    clients: list[httpx.AsyncClient]
+
+    def ready(self) -> bool:
+        return self.poller.snapshot.cycle.cycles > 0
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+def build(
+    config: Config,
+    log: FilteringBoundLogger,
+    clock: Clock | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Exporter:
+    """Wire an exporter for ``config``; ``transport`` replaces the network in tests."""
+    clock = clock or SystemClock()
+    ledger = RequestLedger()
+    clients: list[httpx.AsyncClient] = []
+    targets: list[TargetPoller] = []
+    for target in config.targets:
+        auth: httpx.Auth
+        creds = target.credentials
+        if isinstance(creds, AkSkCredentials):
+            auth = AkSkAuth(creds, clock.wall)
+        else:
+            iam_http = _http_client(target, config, None, transport)
+            clients.append(iam_http)
+            source = IamTokenSource(
+                iam_http, target.iam_endpoint, target.project_id, creds, clock.wall
+            )
+            auth = IamTokenAuth(source)
+        http = _http_client(target, config, auth, transport)
+        clients.append(http)
+        client = ModelArtsClient(
+            http,
+            endpoint=target.endpoint,
+            project_id=target.project_id,
+            timeout=config.timeout,
+            retry=config.retry,
+            max_body_bytes=config.max_response_bytes,
+            observe=partial(ledger.request, target.project_id),
+            clock=clock.wall,
+            rng=random.Random(),
+        )
+        targets.append(
+            TargetPoller(
+                target.project_id,
+                items_of(target),
+                client,
+                target.max_concurrency,
+                clock,
+                ledger,
+                log,
+            )
+        )
+    cache = ExpositionCache(Snapshot(config.poll_interval, config.stale_after), clock.wall)
+
+    async def publish(snapshot: Snapshot) -> None:
+        await asyncio.to_thread(cache.publish, snapshot)
+
+    poller = Poller(
+        targets,
+        interval=config.poll_interval,
+        stale_after=config.stale_after,
+        jitter=config.jitter,
+        publish=publish,
+        clock=clock,
+        ledger=ledger,
+        log=log,
+    )
+    return Exporter(poller=poller, cache=cache, clients=clients)
+
+
+async def run(
+    config: Config,
+    listen_address: str,
+    log: FilteringBoundLogger,
+    *,
+    stop: asyncio.Event | None = None,
+    on_listening: Callable[[int], None] | None = None,
+) -> int:
+    """Serve /metrics and poll until SIGTERM/SIGINT (or ``stop``); return the exit code."""
+    stop = stop or asyncio.Event()
+    exporter = build(config, log)
+    try:
+        server = MetricsServer(listen_address, exporter.cache.current, exporter.ready)
+    except OSError as exc:
+        log.error("listen_failed", listen_address=listen_address, error=str(exc))
+        await exporter.close()
+        return 1
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    server.start()
+    log.info(
+        "exporter_started",
+        version=__version__,
+        listen_address=listen_address,
+        port=server.port,
+        targets=len(config.targets),
+        poll_interval_seconds=config.poll_interval,
+    )
+    if on_listening is not None:
+        on_listening(server.port)
+    polling = asyncio.create_task(exporter.poller.run(stop))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (polling, stopping):
+        task.cancel()
+    results = await asyncio.gather(polling, stopping, return_exceptions=True)
+    await exporter.close()
+    server.stop()
+    failures = [r for r in results if isinstance(r, Exception)]
+    failure = failures[0] if failures else None
+    if failure is not None:
+        log.error("exporter_failed", error=repr(failure))
+        return 1
+    log.info("exporter_stopped")
+    return 0

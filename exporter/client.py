@@ -1,0 +1,205 @@
+"""The ModelArts API client: one method per API, models out, typed errors.
+
+Each call is at most ``retry.max_attempts`` attempts, each bounded by ``timeout`` seconds in
+total (connect, send, receive). Retried: 5xx, 429 (after ``Retry-After`` when given, else a
+2-5 s backoff) and transport errors, with exponential backoff and full jitter. Never retried:
+401/403 (more than five bad signatures lock the customer's AK/SK for five minutes) and other
+4xx. Bodies larger than ``max_body_bytes`` (after decompression) are refused unread.
+No Prometheus here: every HTTP answer is reported to ``observe(api, status)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from exporter.config import RetryPolicy
+from exporter.errors import (
+    ApiError,
+    AuthError,
+    ErrorDetail,
+    NotFoundError,
+    PollError,
+    ResponseError,
+    ThrottledError,
+    TransportError,
+)
+from exporter.models import Api, ResourceSpecs, WorkloadStatistics
+from exporter.parse import error_fields, load_json, parse_resource_specs, parse_workload_statistics
+from exporter.signing import canonical_query
+
+__all__ = ["ModelArtsClient", "backoff_delay", "parse_retry_after"]
+
+Observer = Callable[[Api, str], None]
+Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def backoff_delay(
+    error: PollError, attempt: int, policy: RetryPolicy, rng: random.Random
+) -> float | None:
+    """How long to wait before attempt ``attempt + 1``; None if waiting is pointless.
+
+    ``Retry-After`` is honoured exactly (plus up to 10 % jitter) unless it exceeds
+    ``max_backoff``: then this poll gives up and the next interval tries again.
+    """
+    if isinstance(error, ThrottledError):
+        if error.retry_after is not None:
+            if error.retry_after > policy.max_backoff:
+                return None
+            return float(error.retry_after) * rng.uniform(1.0, 1.1)
+        return min(policy.max_backoff, rng.uniform(2.0, 5.0) * 2.0 ** (attempt - 1))
+    ceiling = min(policy.max_backoff, policy.initial_backoff * 2.0 ** (attempt - 1))
+    return rng.uniform(0, ceiling)
+
+
+class ModelArtsClient:
+    """Calls the ModelArts APIs of one project. Authentication is the ``http`` client's."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        endpoint: str,
+        project_id: str,
+        timeout: float,
+        retry: RetryPolicy,
+        max_body_bytes: int,
+        observe: Observer,
+        clock: Callable[[], float],
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._http = http
+        self._endpoint = endpoint.rstrip("/")
+        self._project = quote(project_id, safe="")
+        self._timeout = timeout
+        self._retry = retry
+        self._max_body = max_body_bytes
+        self._observe = observe
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def workload_statistics(self, pool: str) -> WorkloadStatistics:
+        """ShowWorkloadStatistics: job counts by type and status in one pool."""
+        path = f"/v2/{self._project}/statistics/pools/{quote(pool, safe='')}/workloads"
+        body = await self._get(Api.WORKLOAD_STATISTICS, path, [])
+        return body.parse(parse_workload_statistics)
+
+    async def resource_specs(self, job_type: str) -> ResourceSpecs:
+        """QueryJobResourceSpecs for one job type (``train``, ``inference``)."""
+        path = f"/v1/{self._project}/job/resource-specs"
+        body = await self._get(Api.RESOURCE_SPECS, path, [("job_type", job_type)])
+        return body.parse(parse_resource_specs)
+
+    async def _get(self, api: Api, path: str, query: list[tuple[str, str]]) -> _Body:
+        # The canonical query is what the signer signs; sending it as-is keeps them equal.
+        url = f"{self._endpoint}{path}"
+        if query:
+            url += "?" + canonical_query(query)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(api, url)
+            except PollError as error:
+                if not error.retryable or attempt >= self._retry.max_attempts:
+                    raise
+                delay = backoff_delay(error, attempt, self._retry, self._rng)
+                if delay is None:
+                    raise
+                await self._sleep(delay)
+
+    async def _attempt(self, api: Api, url: str) -> _Body:
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._http.stream("GET", url) as response:
+                    raw = await self._read(response)
+        except (TimeoutError, httpx.TimeoutException):
+            self._observe(api, "none")
+            detail = ErrorDetail(message=f"no answer within {self._timeout:g}s")
+            raise TransportError(detail, "timeout") from None
+        except httpx.HTTPError as exc:
+            self._observe(api, "none")
+            code = "connect_error" if isinstance(exc, httpx.ConnectError) else "transport_error"
+            detail = ErrorDetail(message=f"{type(exc).__name__}: {str(exc)[:200]}")
+            raise TransportError(detail, code) from None
+        self._observe(api, str(response.status_code))
+        request_id = response.headers.get("X-Request-Id")
+        if not 200 <= response.status_code < 300:
+            raise self._error(response, raw, request_id)
+        return _Body(raw, response.status_code, request_id)
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self._max_body:
+            raise self._too_large(response)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self._max_body:
+                raise self._too_large(response)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, response: httpx.Response) -> ResponseError:
+        detail = ErrorDetail(
+            http_status=response.status_code,
+            message=f"response body larger than {self._max_body} bytes",
+            request_id=response.headers.get("X-Request-Id"),
+        )
+        return ResponseError(detail, "response_too_large")
+
+    def _error(self, response: httpx.Response, raw: bytes, request_id: str | None) -> ApiError:
+        status = response.status_code
+        try:
+            code, message = error_fields(load_json(raw))
+        except ResponseError:
+            code, message = None, ""
+        detail = ErrorDetail(status, code, message or f"HTTP {status}", request_id)
+        if status in (401, 403):
+            return AuthError(detail)
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+            return ThrottledError(detail, retry_after)
+        if status == 404:
+            return NotFoundError(detail)
+        return ApiError(detail)
+
+
+class _Body:
+    """A 2xx body; parsing errors are given the call's status and request id."""
+
+    def __init__(self, raw: bytes, status: int, request_id: str | None) -> None:
+        self._raw = raw
+        self._status = status
+        self._request_id = request_id
+
+    def parse(self, parser: Callable[[object], T]) -> T:
+        try:
+            return parser(load_json(self._raw))
+        except PollError as error:
+            raise error.with_context(self._status, self._request_id) from None

@@ -1,0 +1,247 @@
+"""Snapshot → fresh Prometheus metric families. No I/O, no state: the same snapshot and
+``now`` always give the same families.
+
+Workload statistics (one pool, ``statistics.items[]``)::
+
+    modelarts_pool_jobs{project_id="…",pool="pool-a",type="train",status="running"} 3
+    modelarts_pool_type_jobs{project_id="…",pool="pool-a",type="train"} 14
+
+Resource specs (one job type, ``specs[]``)::
+
+    modelarts_spec_no_resource{project_id="…",job_type="train",spec_code="modelarts.vm.gpu.v100"} 0
+    modelarts_spec_info{…,spec_id="4",gpu_type="v100",storage="",interface_type="1"} 1
+    modelarts_spec_gpus{…} 1   (and _cpu_cores, _memory_bytes, _max_nodes, _pricing_units)
+    modelarts_specs{project_id="…",job_type="train"} 2
+
+Health: ``modelarts_up``, ``modelarts_poll_*`` per item, API request and error counters,
+cycle counters and ``modelarts_exporter_build_info``. Data older than ``stale_after`` is left
+out; health series stay so that an operator can see why.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.models import (
+    ItemState,
+    ResourceSpec,
+    ResourceSpecs,
+    Snapshot,
+    WorkloadStatistics,
+)
+
+__all__ = ["SnapshotCollector"]
+
+GIB = 2**30
+_ITEM = ["project_id", "api", "target"]
+_SPEC = ["project_id", "job_type", "spec_code"]
+
+
+def _every(snapshot: Snapshot) -> str:
+    return f"polled every {snapshot.poll_interval_seconds:g} seconds"
+
+
+def workload_families(items: Iterable[ItemState], every: str) -> Iterator[Metric]:
+    """The ShowWorkloadStatistics families."""
+    jobs = GaugeMetricFamily(
+        "modelarts_pool_jobs",
+        f"Jobs in a dedicated resource pool by job type and status, {every}.",
+        labels=["project_id", "pool", "type", "status"],
+    )
+    totals = GaugeMetricFamily(
+        "modelarts_pool_type_jobs",
+        f"Jobs of one type in a dedicated resource pool (the item's total), {every}.",
+        labels=["project_id", "pool", "type"],
+    )
+    for item in items:
+        if not isinstance(item.data, WorkloadStatistics):
+            continue
+        project, pool = item.key.project_id, item.key.target
+        for stats in item.data.job_types:
+            for status, count in stats.statuses:
+                jobs.add_metric([project, pool, stats.job_type, status], count)
+            if stats.total is not None:
+                totals.add_metric([project, pool, stats.job_type], stats.total)
+    yield jobs
+    yield totals
+
+
+@dataclass(frozen=True)
+class _Numeric:
+    name: str
+    help: str
+    value: Callable[[ResourceSpec], float | None]
+
+
+_NUMERIC = (
+    _Numeric("modelarts_spec_gpus", "GPUs/NPUs per node of a resource spec", lambda s: s.gpus),
+    _Numeric("modelarts_spec_cpu_cores", "CPU cores of a resource spec", lambda s: s.cpu_cores),
+    _Numeric(
+        "modelarts_spec_memory_bytes",
+        "Memory of a resource spec in bytes",
+        lambda s: None if s.memory_gib is None else s.memory_gib * GIB,
+    ),
+    _Numeric(
+        "modelarts_spec_max_nodes", "Maximum nodes a job may use of a spec", lambda s: s.max_nodes
+    ),
+    _Numeric(
+        "modelarts_spec_pricing_units",
+        "Pricing units of a resource spec",
+        lambda s: s.pricing_units,
+    ),
+)
+
+
+def spec_families(items: Iterable[ItemState], every: str) -> Iterator[Metric]:
+    """The QueryJobResourceSpecs families."""
+    no_resource = GaugeMetricFamily(
+        "modelarts_spec_no_resource",
+        f"1 when ModelArts reports no resources available for the spec, else 0, {every}.",
+        labels=_SPEC,
+    )
+    info = GaugeMetricFamily(
+        "modelarts_spec_info",
+        f"Descriptive attributes of a job resource spec (value always 1), {every}.",
+        labels=[*_SPEC, "spec_id", "gpu_type", "storage", "interface_type"],
+    )
+    numeric = [GaugeMetricFamily(n.name, f"{n.help}, {every}.", labels=_SPEC) for n in _NUMERIC]
+    count = GaugeMetricFamily(
+        "modelarts_specs",
+        f"Resource specs available to a job type (spec_total_count), {every}.",
+        labels=["project_id", "job_type"],
+    )
+    for item in items:
+        if not isinstance(item.data, ResourceSpecs):
+            continue
+        project, job_type = item.key.project_id, item.key.target
+        if item.data.total_count is not None:
+            count.add_metric([project, job_type], item.data.total_count)
+        for spec in item.data.specs:
+            labels = [project, job_type, spec.spec_code]
+            if spec.no_resource is not None:
+                no_resource.add_metric(labels, 1.0 if spec.no_resource else 0.0)
+            info.add_metric(
+                [*labels, spec.spec_id, spec.gpu_type, spec.storage, spec.interface_type], 1.0
+            )
+            for family, field in zip(numeric, _NUMERIC, strict=True):
+                value = field.value(spec)
+                if value is not None:
+                    family.add_metric(labels, value)
+    yield no_resource
+    yield info
+    yield from numeric
+    yield count
+
+
+def health_families(snapshot: Snapshot) -> Iterator[Metric]:
+    """The exporter's own view of how polling goes."""
+    every = _every(snapshot)
+    up = GaugeMetricFamily(
+        "modelarts_up",
+        "1 when the last poll cycle reached ModelArts for the project with accepted "
+        "credentials, else 0.",
+        labels=["project_id"],
+    )
+    for project, reached in snapshot.up:
+        up.add_metric([project], 1.0 if reached else 0.0)
+    yield up
+
+    success = GaugeMetricFamily(
+        "modelarts_poll_success",
+        f"1 when the last poll of the item succeeded, else 0; items are {every}.",
+        labels=_ITEM,
+    )
+    duration = GaugeMetricFamily(
+        "modelarts_poll_duration_seconds",
+        "Wall time of the last poll of the item, retries included.",
+        labels=_ITEM,
+    )
+    last_success = GaugeMetricFamily(
+        "modelarts_poll_last_success_timestamp_seconds",
+        "Unix time of the item's last successful poll.",
+        labels=_ITEM,
+    )
+    for item in snapshot.items:
+        labels = [item.key.project_id, item.key.api.value, item.key.target]
+        success.add_metric(labels, 1.0 if item.success else 0.0)
+        duration.add_metric(labels, item.duration_seconds)
+        if item.last_success is not None:
+            last_success.add_metric(labels, item.last_success)
+    yield success
+    yield duration
+    yield last_success
+
+    requests = CounterMetricFamily(
+        "modelarts_api_requests",
+        "HTTP requests sent to ModelArts by API and response status ('none': no response).",
+        labels=["project_id", "api", "code"],
+    )
+    for request_key, value in snapshot.requests:
+        requests.add_metric(list(request_key), value)
+    yield requests
+
+    errors = CounterMetricFamily(
+        "modelarts_poll_errors",
+        "Failed polls by API and error code (ModelArts code, or the exporter's word for a "
+        "failure without one, e.g. timeout).",
+        labels=["project_id", "api", "error_code"],
+    )
+    for error_key, value in snapshot.errors:
+        errors.add_metric(list(error_key), value)
+    yield errors
+    yield from _cycle_families(snapshot)
+
+
+def _cycle_families(snapshot: Snapshot) -> Iterator[Metric]:
+    cycle = snapshot.cycle
+    yield CounterMetricFamily(
+        "modelarts_exporter_poll_cycles", "Poll cycles completed.", value=cycle.cycles
+    )
+    yield CounterMetricFamily(
+        "modelarts_exporter_skipped_cycles",
+        "Poll cycles skipped because the previous cycle overran the interval.",
+        value=cycle.skipped,
+    )
+    yield GaugeMetricFamily(
+        "modelarts_exporter_poll_cycle_duration_seconds",
+        "Wall time of the last complete poll cycle.",
+        value=cycle.last_duration_seconds,
+    )
+    yield GaugeMetricFamily(
+        "modelarts_exporter_poll_interval_seconds",
+        "Configured poll interval.",
+        value=snapshot.poll_interval_seconds,
+    )
+    yield GaugeMetricFamily(
+        "modelarts_exporter_stale_after_seconds",
+        "Age after which polled data is no longer exposed.",
+        value=snapshot.stale_after_seconds,
+    )
+    build = GaugeMetricFamily(
+        "modelarts_exporter_build_info",
+        "Version of the exporter and of Python (value always 1).",
+        labels=["version", "python_version"],
+    )
+    build.add_metric([__version__, platform.python_version()], 1.0)
+    yield build
+
+
+class SnapshotCollector(Collector):
+    """All families for one snapshot as seen at ``now``."""
+
+    def __init__(self, snapshot: Snapshot, now: float) -> None:
+        self._snapshot = snapshot
+        self._now = now
+
+    def collect(self) -> Iterator[Metric]:
+        fresh = [i for i in self._snapshot.items if self._snapshot.is_fresh(i, self._now)]
+        every = _every(self._snapshot)
+        yield from workload_families(fresh, every)
+        yield from spec_families(fresh, every)
+        yield from health_families(self._snapshot)

@@ -1,0 +1,476 @@
+"""YAML configuration → frozen dataclasses.
+
+``parse()`` is pure (environment and file reader are passed in) and either returns a valid
+``Config`` or raises ``ConfigError`` whose message starts with the key path::
+
+    targets[0].project_id: must be 32-36 characters, got 7
+
+Unknown keys are errors, so a typo never silently does nothing. ``load()`` is the thin edge
+that opens the file. Every key is documented in ``config.example.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import yaml
+
+from exporter.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_ACCESS_KEY_ENV",
+    "DEFAULT_SECRET_KEY_ENV",
+    "DEFAULT_SECURITY_TOKEN_ENV",
+    "AkSkCredentials",
+    "Config",
+    "Credentials",
+    "PasswordCredentials",
+    "RetryPolicy",
+    "Secret",
+    "Target",
+    "load",
+    "parse",
+    "parse_duration",
+    "redacted",
+]
+
+DEFAULT_ACCESS_KEY_ENV = "HUAWEICLOUD_SDK_AK"
+DEFAULT_SECRET_KEY_ENV = "HUAWEICLOUD_SDK_SK"  # noqa: S105 - a variable name
+DEFAULT_SECURITY_TOKEN_ENV = "HUAWEICLOUD_SDK_SECURITY_TOKEN"  # noqa: S105
+
+_MISSING: Any = object()
+_NONE: tuple[str, ...] = ()
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A credential. Its ``repr``/``str`` never show the value; ``reveal()`` does."""
+
+    _value: str = field(repr=False)
+    source: str
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return f"<secret from {self.source}>"
+
+    def __repr__(self) -> str:
+        return f"Secret(source={self.source!r})"
+
+
+@dataclass(frozen=True)
+class AkSkCredentials:
+    """Access key / secret key, optionally temporary (with a security token)."""
+
+    access_key: Secret
+    secret_key: Secret
+    security_token: Secret | None = None
+
+
+@dataclass(frozen=True)
+class PasswordCredentials:
+    """An IAM user's password, exchanged for a token at ``iam_endpoint``."""
+
+    user: str
+    password: Secret
+    domain: str
+
+
+Credentials = AkSkCredentials | PasswordCredentials
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts per poll, and the exponential backoff (with full jitter) between them."""
+
+    max_attempts: int = 3
+    initial_backoff: float = 0.5
+    max_backoff: float = 30.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """One ModelArts project in one region, with its credentials and what to poll there."""
+
+    project_id: str
+    region: str
+    endpoint: str
+    iam_endpoint: str
+    pools: tuple[str, ...]
+    job_types: tuple[str, ...]
+    credentials: Credentials
+    max_concurrency: int
+
+
+@dataclass(frozen=True)
+class Config:
+    poll_interval: float
+    stale_after: float
+    jitter: float
+    timeout: float
+    max_concurrency: int
+    max_response_bytes: int
+    retry: RetryPolicy
+    targets: tuple[Target, ...]
+
+
+# ---------------------------------------------------------------------------- primitives
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object, path: str) -> float:
+    """``30s``, ``5m``, ``1h``, ``500ms`` or a plain number of seconds; must be > 0."""
+    if isinstance(value, bool):
+        raise ConfigError(path, "expected a duration like 30s, 5m or 60")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    else:
+        raise ConfigError(path, f"expected a duration like 30s, 5m or 60, got {value!r}")
+    if seconds <= 0:
+        raise ConfigError(path, "must be greater than zero")
+    return seconds
+
+
+def _positive_int(value: object, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(path, f"expected a whole number >= 1, got {value!r}")
+    return value
+
+
+def _string(value: object, path: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(path, "expected a non-empty string")
+    return value.strip()
+
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(text: str, environ: Mapping[str, str], path: str) -> str:
+    """Replace ``${VAR}`` / ``${VAR:-default}``; ``$$`` is a literal ``$``."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match[0] == "$$":
+            return "$"
+        name, default = match[1], match[2]
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(path, f"environment variable {name} is not set")
+
+    return _VAR.sub(replace, text)
+
+
+def _expand_tree(node: object, environ: Mapping[str, str], path: str) -> object:
+    if isinstance(node, str):
+        return _expand(node, environ, path)
+    if isinstance(node, list):
+        return [_expand_tree(v, environ, f"{path}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, dict):
+        return {k: _expand_tree(v, environ, _join(path, str(k))) for k, v in node.items()}
+    return node
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _Section:
+    """A mapping being read: tracks the key path and rejects keys nobody asked for."""
+
+    def __init__(self, data: object, path: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(path or "(top level)", "expected a mapping")
+        self.data: dict[Any, Any] = data
+        self.path = path
+        self._seen: set[str] = set()
+
+    def at(self, key: str) -> str:
+        return _join(self.path, key)
+
+    def take(self, key: str, convert: Callable[[object, str], T], default: T = _MISSING) -> T:
+        self._seen.add(key)
+        if key not in self.data or self.data[key] is None:
+            if default is _MISSING:
+                raise ConfigError(self.at(key), "is required")
+            return default
+        return convert(self.data[key], self.at(key))
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def finish(self) -> None:
+        for key in self.data:
+            if key not in self._seen:
+                raise ConfigError(self.at(str(key)), "unknown key")
+
+
+def _string_list(value: object, path: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(path, "expected a list of strings")
+    items = tuple(_string(v, f"{path}[{i}]") for i, v in enumerate(value))
+    for i, item in enumerate(items):
+        if item in items[:i]:
+            raise ConfigError(f"{path}[{i}]", f"duplicate value {item!r}")
+    return items
+
+
+# ---------------------------------------------------------------------------- secrets
+
+FileReader = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class _Context:
+    environ: Mapping[str, str]
+    read_file: FileReader
+
+
+def _secret(value: object, path: str, ctx: _Context) -> Secret:
+    """A literal string, ``{env: NAME}`` or ``{file: PATH}`` (trailing newline dropped)."""
+    if isinstance(value, str) and value:
+        return Secret(value, "config file")
+    section = _Section(value, path)
+    env = section.take("env", _string, "")
+    file = section.take("file", _string, "")
+    section.finish()
+    if bool(env) == bool(file):
+        raise ConfigError(path, "give a string, or exactly one of 'env' or 'file'")
+    if env:
+        if not ctx.environ.get(env):
+            raise ConfigError(path, f"environment variable {env} is not set")
+        return Secret(ctx.environ[env], f"env {env}")
+    try:
+        content = ctx.read_file(file).rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read {file}: {exc.strerror or exc}") from None
+    if not content:
+        raise ConfigError(path, f"{file} is empty")
+    return Secret(content, f"file {file}")
+
+
+def _default_env(name: str) -> object:
+    return {"env": name}
+
+
+def _raw(value: object, path: str) -> object:
+    return value
+
+
+def _credentials(value: object, path: str, ctx: _Context) -> Credentials:
+    section = _Section(value, path)
+    kind = section.take("type", _string, "aksk")
+    if kind == "aksk":
+        access = section.take("access_key", _raw, _default_env(DEFAULT_ACCESS_KEY_ENV))
+        secret = section.take("secret_key", _raw, _default_env(DEFAULT_SECRET_KEY_ENV))
+        token: object = section.take("security_token", _raw, None)
+        section.finish()
+        # With the SDK's default variables, the SDK's optional token variable applies too.
+        uses_sdk_env = not section.has("access_key")
+        if token is None and uses_sdk_env and ctx.environ.get(DEFAULT_SECURITY_TOKEN_ENV):
+            token = _default_env(DEFAULT_SECURITY_TOKEN_ENV)
+        return AkSkCredentials(
+            access_key=_secret(access, section.at("access_key"), ctx),
+            secret_key=_secret(secret, section.at("secret_key"), ctx),
+            security_token=None
+            if token is None
+            else _secret(token, section.at("security_token"), ctx),
+        )
+    if kind == "password":
+        user = section.take("user", _string)
+        password = section.take("password", lambda v, p: _secret(v, p, ctx))
+        domain = section.take("domain", _string)
+        section.finish()
+        return PasswordCredentials(user=user, password=password, domain=domain)
+    raise ConfigError(section.at("type"), f"expected 'aksk' or 'password', got {kind!r}")
+
+
+# ---------------------------------------------------------------------------- targets
+
+_PROJECT_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_REGION = re.compile(r"^[a-z]+(-[a-z]+)*-[0-9]+$")
+
+
+def _project_id(value: object, path: str) -> str:
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not 32 <= len(text) <= 36:
+        raise ConfigError(path, f"must be 32-36 characters, got {len(text)}")
+    if not _PROJECT_ID.match(text):
+        raise ConfigError(path, "may contain only letters, digits, '-' and '_'")
+    return text
+
+
+def _region(value: object, path: str) -> str:
+    text = _string(value, path)
+    if not _REGION.match(text):
+        raise ConfigError(path, f"expected a region id like cn-north-4, got {text!r}")
+    return text
+
+
+def _url(value: object, path: str) -> str:
+    text = _string(value, path).rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(path, f"expected an http(s) URL, got {text!r}")
+    if parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise ConfigError(path, "expected scheme://host[:port] with no path or query")
+    return text
+
+
+def modelarts_endpoint(region: str) -> str:
+    domain = "myhuaweicloud.cn" if region == "ap-southeast-1" else "myhuaweicloud.com"
+    return f"https://modelarts.{region}.{domain}"
+
+
+def iam_endpoint(region: str) -> str:
+    return f"https://iam.{region}.myhuaweicloud.com"
+
+
+def _job_types(value: object, path: str) -> tuple[str, ...]:
+    section = _Section(value, path)
+    job_types = section.take("job_types", _string_list, _NONE)
+    section.finish()
+    return job_types
+
+
+def _target(value: object, path: str, ctx: _Context, max_concurrency: int) -> Target:
+    section = _Section(value, path)
+    project_id = section.take("project_id", _project_id)
+    region = section.take("region", _region)
+    target = Target(
+        project_id=project_id,
+        region=region,
+        endpoint=section.take("endpoint", _url, modelarts_endpoint(region)),
+        iam_endpoint=section.take("iam_endpoint", _url, iam_endpoint(region)),
+        pools=section.take("pools", _string_list, _NONE),
+        job_types=section.take("resource_specs", _job_types, _NONE),
+        credentials=section.take("credentials", lambda v, p: _credentials(v, p, ctx), None)
+        or _credentials({}, section.at("credentials"), ctx),
+        max_concurrency=section.take("max_concurrency", _positive_int, max_concurrency),
+    )
+    section.finish()
+    if not target.pools and not target.job_types:
+        raise ConfigError(path, "nothing to poll: set pools or resource_specs.job_types")
+    return target
+
+
+def _targets(value: object, path: str, ctx: _Context, max_concurrency: int) -> tuple[Target, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(path, "expected a non-empty list of targets")
+    targets = tuple(
+        _target(item, f"{path}[{i}]", ctx, max_concurrency) for i, item in enumerate(value)
+    )
+    for i, target in enumerate(targets):
+        for j, earlier in enumerate(targets[:i]):
+            if earlier.project_id == target.project_id:
+                raise ConfigError(f"{path}[{i}].project_id", f"same project as {path}[{j}]")
+    return targets
+
+
+def _retry(value: object, path: str) -> RetryPolicy:
+    section = _Section(value, path)
+    default = RetryPolicy()
+    policy = RetryPolicy(
+        max_attempts=section.take("max_attempts", _positive_int, default.max_attempts),
+        initial_backoff=section.take("initial_backoff", parse_duration, default.initial_backoff),
+        max_backoff=section.take("max_backoff", parse_duration, default.max_backoff),
+    )
+    section.finish()
+    if policy.initial_backoff > policy.max_backoff:
+        raise ConfigError(section.at("initial_backoff"), "must not exceed max_backoff")
+    return policy
+
+
+# ---------------------------------------------------------------------------- top level
+
+
+def parse(
+    data: object,
+    environ: Mapping[str, str],
+    read_file: FileReader = lambda p: Path(p).read_text(encoding="utf-8"),
+) -> Config:
+    """Validate a decoded YAML document; raise ``ConfigError`` naming the first bad key."""
+    ctx = _Context(environ=environ, read_file=read_file)
+    root = _Section(_expand_tree(data, environ, ""), "")
+    interval = root.take("poll_interval", parse_duration, 60.0)
+    max_concurrency = root.take("max_concurrency", _positive_int, 8)
+    config = Config(
+        poll_interval=interval,
+        stale_after=root.take("stale_after", parse_duration, 3 * interval),
+        jitter=root.take("jitter", _non_negative_duration, min(5.0, interval / 10)),
+        timeout=root.take("timeout", parse_duration, 10.0),
+        max_concurrency=max_concurrency,
+        max_response_bytes=root.take("max_response_bytes", _positive_int, 4 * 1024 * 1024),
+        retry=root.take("retry", _retry, RetryPolicy()),
+        targets=root.take("targets", lambda v, p: _targets(v, p, ctx, max_concurrency)),
+    )
+    root.finish()
+    if config.stale_after < config.poll_interval:
+        raise ConfigError("stale_after", "must be at least poll_interval")
+    if config.jitter >= config.poll_interval:
+        raise ConfigError("jitter", "must be less than poll_interval")
+    return config
+
+
+def _non_negative_duration(value: object, path: str) -> float:
+    if value in {0, "0"}:
+        return 0.0
+    return parse_duration(value, path)
+
+
+def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read and parse a config file; every problem becomes a ``ConfigError``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{path} is not valid YAML: {exc}") from None
+    return parse(data, os.environ if environ is None else environ)
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """The effective configuration as plain data, every secret replaced by its source."""
+
+    def plain(node: object) -> object:
+        if isinstance(node, Secret):
+            return str(node)
+        if hasattr(node, "__dataclass_fields__"):
+            return {name: plain(getattr(node, name)) for name in node.__dataclass_fields__}
+        if isinstance(node, tuple | list):
+            return [plain(v) for v in node]
+        return node
+
+    result = plain(config)
+    assert isinstance(result, dict)
+    return result
+
+
+def iter_secrets(config: Config) -> Iterator[Secret]:
+    """Every secret value in the config (for log scrubbing)."""
+    for target in config.targets:
+        creds = target.credentials
+        if isinstance(creds, AkSkCredentials):
+            yield creds.access_key
+            yield creds.secret_key
+            if creds.security_token is not None:
+                yield creds.security_token
+        else:
+            yield creds.password

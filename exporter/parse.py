@@ -1,0 +1,181 @@
+"""Response bodies → models. Pure functions; a body that is not as documented raises
+``ResponseError`` naming the JSON path, never anything else.
+
+Tolerated on purpose (``shared/HUAWEI_API_NOTES.md``): the ``statics`` top-level key, counts as
+strings, unknown job types and status keys (passed through), ``error_msg`` / ``error_message``
+/ ``errorMsg`` / ``message``. In resource specs, a numeric field that is not a number is
+dropped (that one series is skipped) rather than failing the whole response.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from exporter.errors import ApiError, ErrorDetail, ResponseError, safe_error_code
+from exporter.models import JobTypeStatistics, ResourceSpec, ResourceSpecs, WorkloadStatistics
+
+__all__ = [
+    "error_fields",
+    "load_json",
+    "parse_resource_specs",
+    "parse_workload_statistics",
+]
+
+_CODE_KEYS = ("error_code", "errorCode", "code")
+_MESSAGE_KEYS = ("error_msg", "error_message", "errorMsg", "message")
+_MAX_MESSAGE = 512
+
+
+def _invalid(where: str, problem: str) -> ResponseError:
+    return ResponseError(ErrorDetail(message=f"{where}: {problem}"), "invalid_response")
+
+
+def load_json(raw: bytes) -> object:
+    """Decode a JSON body or raise ``ResponseError(invalid_json)``."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        detail = ErrorDetail(message=f"response is not JSON: {str(exc)[:120]}")
+        raise ResponseError(detail, "invalid_json") from None
+
+
+def error_fields(body: object) -> tuple[str | None, str]:
+    """(code, message) from any documented error-body shape; (None, "") when there is none.
+
+    IAM nests its error as ``{"error": {"code": 401, "message": …}}``; that is read too. The
+    code is returned only if it is code-shaped (see ``errors.safe_error_code``).
+    """
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    if not isinstance(body, dict):
+        return None, ""
+    code = next((safe_error_code(body[k]) for k in _CODE_KEYS if k in body), None)
+    message = next((body[k] for k in _MESSAGE_KEYS if isinstance(body.get(k), str)), "")
+    return code, message[:_MAX_MESSAGE]
+
+
+def _count(value: object, where: str) -> float:
+    """A non-negative finite job count, given as a number or a numeric string."""
+    number = _number(value)
+    if number is None or number < 0:
+        raise _invalid(where, f"expected a non-negative count, got {_preview(value)}")
+    return number
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _preview(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _object(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _invalid(where, f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _array(value: object, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _invalid(where, f"expected an array, got {type(value).__name__}")
+    return value
+
+
+def parse_workload_statistics(body: object) -> WorkloadStatistics:
+    """ShowWorkloadStatistics. Duplicated job types or statuses (case-insensitive) keep the
+    first occurrence, since two series with one label set would break the scrape."""
+    root = _object(body, "$")
+    key = "statistics" if "statistics" in root else "statics"
+    stats = _object(root.get(key), f"$.{key}")
+    items = _array(stats.get("items", []), f"$.{key}.items")
+    job_types: dict[str, JobTypeStatistics] = {}
+    for index, raw_item in enumerate(items):
+        where = f"$.{key}.items[{index}]"
+        item = _object(raw_item, where)
+        job_type = item.get("type")
+        if not isinstance(job_type, str) or not job_type:
+            raise _invalid(f"{where}.type", "expected a non-empty string")
+        total = item.get("total")
+        statuses: dict[str, float] = {}
+        for status, count in _object(item.get("status", {}), f"{where}.status").items():
+            statuses.setdefault(status.lower(), _count(count, f"{where}.status.{status}"))
+        job_types.setdefault(
+            job_type,
+            JobTypeStatistics(
+                job_type=job_type,
+                total=None if total is None else _count(total, f"{where}.total"),
+                statuses=tuple(statuses.items()),
+            ),
+        )
+    return WorkloadStatistics(job_types=tuple(job_types.values()))
+
+
+def _label(value: object) -> str:
+    """A label value from a scalar field: strings as they are, numbers without '.0'."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value if isinstance(value, str) else json.dumps(value)[:64]
+
+
+def _flag(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def _spec(raw: object, where: str) -> ResourceSpec:
+    spec = _object(raw, where)
+    code = spec.get("spec_code")
+    if not isinstance(code, str) or not code:
+        raise _invalid(f"{where}.spec_code", "expected a non-empty string")
+    return ResourceSpec(
+        spec_code=code,
+        spec_id=_label(spec.get("spec_id")),
+        gpu_type=_label(spec.get("gpu_type")),
+        storage=_label(spec.get("storage")),
+        interface_type=_label(spec.get("interface_type")),
+        no_resource=_flag(spec.get("no_resource")),
+        gpus=_number(spec.get("gpu_num")),
+        cpu_cores=_number(spec.get("core")),
+        memory_gib=_number(spec.get("cpu")),
+        max_nodes=_number(spec.get("max_num")),
+        pricing_units=_number(spec.get("unit_num")),
+    )
+
+
+def parse_resource_specs(body: object) -> ResourceSpecs:
+    """QueryJobResourceSpecs. ``is_success: false`` raises ``ApiError`` (HTTP 200)."""
+    root = _object(body, "$")
+    if root.get("is_success") is False:
+        code, message = error_fields(root)
+        detail = ErrorDetail(http_status=200, error_code=code, message=message or "is_success")
+        raise ApiError(detail)
+    specs: dict[str, ResourceSpec] = {}
+    for index, raw in enumerate(_array(root.get("specs", []), "$.specs")):
+        spec = _spec(raw, f"$.specs[{index}]")
+        specs.setdefault(spec.spec_code, spec)
+    return ResourceSpecs(
+        total_count=_number(root.get("spec_total_count")),
+        specs=tuple(specs.values()),
+    )

@@ -1,0 +1,317 @@
+"""The poll loop: every interval, poll every item, then publish one new ``Snapshot``.
+
+- **Items.** An item is one (project, api, target): a pool's workload statistics or a job
+  type's resource specs. Each target (project) has its own ``TargetPoller`` with its own
+  client, credentials and concurrency bound, so one project never slows another.
+- **Credential safety.** In each cycle a target sends one request first; only if it was not
+  refused (401/403) do the rest follow. After any 401/403 the target's remaining items are
+  skipped until the next interval, so a bad key costs one failed request per interval,
+  never a burst that trips the five-failures lockout.
+- **Isolation.** A failure marks that one item failed and keeps its last good data; the data
+  leaves /metrics once older than ``stale_after``, or at once when ModelArts says the pool
+  does not exist (404 ``ModelArts.50015001``).
+- **No overlap.** Cycles run one after another on a fixed grid of ticks. A cycle that runs past
+  one or more ticks skips them; each skipped tick is logged and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import structlog
+
+from exporter.errors import (
+    ApiError,
+    AuthError,
+    ErrorDetail,
+    NotFoundError,
+    PollError,
+    ThrottledError,
+)
+from exporter.models import Api, CycleStats, ItemKey, ItemState, Result, Snapshot
+
+__all__ = ["Clock", "Poller", "RequestLedger", "SystemClock", "TargetPoller"]
+
+#: Distinct error codes kept per (project, api) before new ones are counted as "other".
+MAX_ERROR_CODES = 32
+
+
+class Clock(Protocol):
+    def wall(self) -> float: ...
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def wall(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class Source(Protocol):
+    """What a target poller needs from a client (``ModelArtsClient`` is one)."""
+
+    async def workload_statistics(self, pool: str) -> Result: ...
+    async def resource_specs(self, job_type: str) -> Result: ...
+
+
+class RequestLedger:
+    """Counts API requests by status and failed polls by error code (bounded)."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, str, str]] = Counter()
+        self.errors: Counter[tuple[str, str, str]] = Counter()
+
+    def request(self, project_id: str, api: Api, status: str) -> None:
+        self.requests[(project_id, api.value, status)] += 1
+
+    def error(self, project_id: str, api: Api, code: str) -> None:
+        known = {c for (p, a, c) in self.errors if p == project_id and a == api.value}
+        if code not in known and len(known) >= MAX_ERROR_CODES:
+            code = "other"
+        self.errors[(project_id, api.value, code)] += 1
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    state: ItemState
+    reached: bool
+
+
+class TargetPoller:
+    """Polls the items of one target once per call to ``poll``."""
+
+    def __init__(
+        self,
+        project_id: str,
+        items: Sequence[ItemKey],
+        source: Source,
+        max_concurrency: int,
+        clock: Clock,
+        ledger: RequestLedger,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        self.project_id = project_id
+        self.items = tuple(items)
+        self._source = source
+        self._limit = asyncio.Semaphore(max_concurrency)
+        self._clock = clock
+        self._ledger = ledger
+        self._log = log.bind(project_id=project_id)
+
+    async def poll(self, previous: dict[ItemKey, ItemState]) -> list[_Outcome]:
+        if not self.items:
+            return []
+        first = await self._poll_one(self.items[0], previous.get(self.items[0]))
+        if isinstance(first, _Refused):
+            rest = [self._skipped(key, previous.get(key)) for key in self.items[1:]]
+            return [first.outcome, *rest]
+        refused = asyncio.Event()
+        results = await asyncio.gather(
+            *(self._limited(key, previous.get(key), refused) for key in self.items[1:])
+        )
+        return [first, *results]
+
+    async def _limited(
+        self, key: ItemKey, before: ItemState | None, refused: asyncio.Event
+    ) -> _Outcome:
+        async with self._limit:
+            if refused.is_set():
+                return self._skipped(key, before)
+            result = await self._poll_one(key, before)
+        if isinstance(result, _Refused):
+            refused.set()
+            return result.outcome
+        return result
+
+    def _skipped(self, key: ItemKey, before: ItemState | None) -> _Outcome:
+        self._ledger.error(self.project_id, key.api, "skipped_auth_failure")
+        state = _failed(key, before, self._clock.wall(), 0.0, "skipped_auth_failure", keep=True)
+        return _Outcome(state, reached=False)
+
+    async def _poll_one(self, key: ItemKey, before: ItemState | None) -> _Outcome | _Refused:
+        started, wall = self._clock.monotonic(), self._clock.wall()
+        try:
+            data = await self._fetch(key)
+        except PollError as error:
+            duration = self._clock.monotonic() - started
+            self._log_failure(key, error)
+            self._ledger.error(self.project_id, key.api, error.code)
+            gone = isinstance(error, NotFoundError) and error.pool_gone
+            state = _failed(key, before, wall, duration, error.code, keep=not gone)
+            outcome = _Outcome(state, reached=_reached(error))
+            return _Refused(outcome) if isinstance(error, AuthError) else outcome
+        except Exception:  # noqa: BLE001 - a bug must cost one item, never the loop
+            self._log.exception("poll_crashed", api=key.api.value, target=key.target)
+            self._ledger.error(self.project_id, key.api, "internal_error")
+            duration = self._clock.monotonic() - started
+            state = _failed(key, before, wall, duration, "internal_error", keep=True)
+            return _Outcome(state, reached=False)
+        duration = self._clock.monotonic() - started
+        state = ItemState(key, True, duration, wall, self._clock.wall(), data)
+        return _Outcome(state, reached=True)
+
+    async def _fetch(self, key: ItemKey) -> Result:
+        if key.api is Api.WORKLOAD_STATISTICS:
+            return await self._source.workload_statistics(key.target)
+        return await self._source.resource_specs(key.target)
+
+    def _log_failure(self, key: ItemKey, error: PollError) -> None:
+        d: ErrorDetail = error.detail
+        self._log.warning(
+            "poll_failed",
+            api=key.api.value,
+            target=key.target,
+            http_status=d.http_status,
+            error_code=error.code,
+            request_id=d.request_id,
+            error=d.message,
+            retryable=error.retryable,
+        )
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """The credentials were refused: the target stops for this cycle."""
+
+    outcome: _Outcome
+
+
+def _failed(
+    key: ItemKey,
+    before: ItemState | None,
+    attempted: float,
+    duration: float,
+    code: str,
+    *,
+    keep: bool,
+) -> ItemState:
+    return ItemState(
+        key=key,
+        success=False,
+        duration_seconds=duration,
+        last_attempt=attempted,
+        last_success=before.last_success if before else None,
+        data=before.data if (before and keep) else None,
+        error_code=code,
+    )
+
+
+def _reached(error: PollError) -> bool:
+    """Whether ModelArts answered with accepted credentials (for ``modelarts_up``)."""
+    if isinstance(error, AuthError | ThrottledError) or not isinstance(error, ApiError):
+        return False
+    status = error.detail.http_status or 0
+    return 200 <= status < 500
+
+
+Publish = Callable[[Snapshot], Awaitable[None]]
+
+
+class Poller:
+    """Runs cycles over all targets and publishes a new snapshot after each."""
+
+    def __init__(
+        self,
+        targets: Iterable[TargetPoller],
+        *,
+        interval: float,
+        stale_after: float,
+        jitter: float,
+        publish: Publish,
+        clock: Clock,
+        ledger: RequestLedger,
+        log: structlog.typing.FilteringBoundLogger,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._targets = tuple(targets)
+        self._interval = interval
+        self._stale_after = stale_after
+        self._jitter = jitter
+        self._publish = publish
+        self._clock = clock
+        self._ledger = ledger
+        self._log = log
+        self._rng = rng or random.Random()
+        self._states: dict[ItemKey, ItemState] = {}
+        self._cycle = CycleStats()
+        self._up: dict[str, bool] = {}
+        self.snapshot = self._build()
+
+    def _build(self) -> Snapshot:
+        return Snapshot(
+            poll_interval_seconds=self._interval,
+            stale_after_seconds=self._stale_after,
+            items=tuple(self._states[k] for k in sorted(self._states)),
+            up=tuple(sorted(self._up.items())),
+            requests=tuple(sorted(self._ledger.requests.items())),
+            errors=tuple(sorted(self._ledger.errors.items())),
+            cycle=self._cycle,
+        )
+
+    async def run_cycle(self) -> Snapshot:
+        """Poll every item once, publish and return the new snapshot."""
+        started = self._clock.monotonic()
+        per_target = await asyncio.gather(*(t.poll(self._states) for t in self._targets))
+        for target, outcomes in zip(self._targets, per_target, strict=True):
+            for outcome in outcomes:
+                self._states[outcome.state.key] = outcome.state
+            self._up[target.project_id] = any(o.reached for o in outcomes)
+        duration = self._clock.monotonic() - started
+        self._cycle = replace(
+            self._cycle,
+            cycles=self._cycle.cycles + 1,
+            last_duration_seconds=duration,
+            last_finished=self._clock.wall(),
+        )
+        self.snapshot = self._build()
+        failed = sum(1 for s in self.snapshot.items if not s.success)
+        self._log.info(
+            "poll_cycle_finished",
+            duration_seconds=round(duration, 3),
+            items=len(self.snapshot.items),
+            failed=failed,
+        )
+        await self._publish(self.snapshot)
+        return self.snapshot
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Cycle until ``stop`` is set. The first cycle starts at once."""
+        next_tick = self._clock.monotonic()
+        delay = 0.0
+        while not await _wait(stop, next_tick + delay - self._clock.monotonic()):
+            await self.run_cycle()
+            next_tick += self._interval
+            late = self._clock.monotonic() - next_tick
+            if late > 0:
+                missed = math.floor(late / self._interval) + 1
+                next_tick += missed * self._interval
+                self._cycle = replace(self._cycle, skipped=self._cycle.skipped + missed)
+                self._log.warning(
+                    "poll_cycle_overrun",
+                    skipped_cycles=missed,
+                    duration_seconds=round(self._cycle.last_duration_seconds, 3),
+                    interval_seconds=self._interval,
+                )
+            delay = self._rng.uniform(0, self._jitter)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds`` or until ``stop``; True if stopped."""
+    if stop.is_set():
+        return True
+    if seconds <= 0:
+        return False
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True

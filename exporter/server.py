@@ -1,0 +1,156 @@
+"""The HTTP endpoint: ``/metrics`` from the exposition cache, ``/``, ``/healthz``, ``/readyz``.
+
+A stdlib ``ThreadingHTTPServer`` in its own thread. ``/metrics`` only picks prepared bytes
+(text or OpenMetrics, plain or gzip) by the request's ``Accept`` and ``Accept-Encoding``;
+nothing is rendered per scrape.
+"""
+
+from __future__ import annotations
+
+import html
+import socket
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
+
+from exporter import __version__
+from exporter.exposition import Exposition
+
+__all__ = ["MetricsServer", "parse_listen_address"]
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """``:10072``, ``127.0.0.1:10072`` or ``[::1]:10072`` → (host, port); '' = all addresses."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected [host]:port, got {text!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def _landing_page(version: str) -> bytes:
+    return f"""<!doctype html>
+<html><head><title>ModelArts exporter</title></head>
+<body><h1>ModelArts exporter</h1><p>Version {html.escape(version)}</p>
+<ul><li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li>
+<li><a href="/readyz">/readyz</a></li></ul></body></html>
+""".encode()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    exposition: Callable[[], Exposition]
+    ready: Callable[[], bool]
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        if self.server_address[0] == "::":  # dual-stack: also accept IPv4
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def _bind(host: str, port: int) -> _Server:
+    """All addresses (dual-stack where the kernel has IPv6), or the one given."""
+    if host == "":
+        try:
+            return _Server6(("::", port), _Handler)
+        except OSError:
+            return _Server(("0.0.0.0", port), _Handler)  # noqa: S104 - ':port' means all
+    return (_Server6 if ":" in host else _Server)((host, port), _Handler)
+
+
+class MetricsServer:
+    """Serves ``exposition()`` until ``stop()``; ``ready()`` decides /readyz."""
+
+    def __init__(
+        self,
+        listen_address: str,
+        exposition: Callable[[], Exposition],
+        ready: Callable[[], bool],
+    ) -> None:
+        host, port = parse_listen_address(listen_address)
+        self._httpd = _bind(host, port)
+        self._httpd.exposition = exposition
+        self._httpd.ready = ready
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="metrics-server", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = f"modelarts-exporter/{__version__}"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._route(head=False)
+
+    def do_HEAD(self) -> None:
+        self._route(head=True)
+
+    def _route(self, *, head: bool) -> None:
+        server = cast(_Server, self.server)
+        path = self.path.split("?", 1)[0]
+        text = "text/plain; charset=utf-8"
+        if path == "/metrics":
+            self._metrics(server.exposition(), head)
+        elif path == "/":
+            self._send(HTTPStatus.OK, "text/html; charset=utf-8", _landing_page(__version__), head)
+        elif path == "/healthz":
+            self._send(HTTPStatus.OK, text, b"ok\n", head)
+        elif path == "/readyz" and server.ready():
+            self._send(HTTPStatus.OK, text, b"ready\n", head)
+        elif path == "/readyz":
+            body = b"not ready: first poll cycle not finished\n"
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, text, body, head)
+        else:
+            self._send(HTTPStatus.NOT_FOUND, text, b"not found\n", head)
+
+    def _metrics(self, exposition: Exposition, head: bool) -> None:
+        accept = self.headers.get("Accept", "")
+        body = (
+            exposition.openmetrics if "application/openmetrics-text" in accept else exposition.text
+        )
+        gzip_ok = "gzip" in self.headers.get("Accept-Encoding", "")
+        payload = body.gzipped if gzip_ok else body.plain
+        headers = {"Vary": "Accept, Accept-Encoding"}
+        if gzip_ok:
+            headers["Content-Encoding"] = "gzip"
+        self._send(HTTPStatus.OK, body.content_type, payload, head, headers)
+
+    def _send(
+        self,
+        status: HTTPStatus,
+        content_type: str,
+        body: bytes,
+        head: bool,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Access logs are not written: scrapes would drown the poll logs."""

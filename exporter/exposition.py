@@ -24,7 +24,9 @@ __all__ = ["Body", "Exposition", "ExpositionCache", "render"]
 #: prometheus_client's OpenMetrics module is untyped; this is its signature.
 _generate_openmetrics: Callable[[CollectorRegistry], bytes] = openmetrics_format.generate_latest
 
-TEXT_CONTENT_TYPE = text_format.CONTENT_TYPE_LATEST
+#: 0.0.4 rather than the library's newer default: every name here is a classic one, and
+#: Prometheus servers older than 3.0 know 0.0.4 only.
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = openmetrics_format.CONTENT_TYPE_LATEST
 
 
@@ -52,13 +54,11 @@ def _body(content_type: str, plain: bytes) -> Body:
 def render(snapshot: Snapshot, now: float) -> Exposition:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(snapshot, now))
-    expires = snapshot.expires_at()
     return Exposition(
         snapshot=snapshot,
         text=_body(TEXT_CONTENT_TYPE, text_format.generate_latest(registry)),
         openmetrics=_body(OPENMETRICS_CONTENT_TYPE, _generate_openmetrics(registry)),
-        # Data already stale at ``now`` is not shown; only a later expiry matters.
-        expires_at=expires if expires is not None and expires > now else None,
+        expires_at=snapshot.expires_at(now),
     )
 
 

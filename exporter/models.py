@@ -133,11 +133,11 @@ class Snapshot:
             and now - item.last_success < self.stale_after_seconds
         )
 
-    def expires_at(self) -> float | None:
-        """The earliest moment some shown data goes stale, so the exposition must change."""
+    def expires_at(self, now: float) -> float | None:
+        """The next moment after ``now`` when shown data goes stale (the exposition changes)."""
         moments = [
             item.last_success + self.stale_after_seconds
             for item in self.items
             if item.data is not None and item.last_success is not None
         ]
-        return min(moments, default=None)
+        return min((m for m in moments if m > now), default=None)

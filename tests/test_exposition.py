@@ -1,0 +1,298 @@
+"""Collector, exposition cache and HTTP server (real sockets), and promtool's lint."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.exposition import ExpositionCache, render
+from exporter.models import (
+    Api,
+    CycleStats,
+    ItemKey,
+    ItemState,
+    JobTypeStatistics,
+    ResourceSpec,
+    ResourceSpecs,
+    Snapshot,
+    WorkloadStatistics,
+)
+from exporter.server import MetricsServer, parse_listen_address
+
+P = "0123456789abcdef0123456789abcdef"
+NOW = 1_800_000_000.0
+
+V100 = ResourceSpec(
+    spec_code="modelarts.vm.gpu.v100",
+    spec_id="4",
+    gpu_type="v100",
+    storage="",
+    interface_type="1",
+    no_resource=True,
+    gpus=1.0,
+    cpu_cores=8.0,
+    memory_gib=64.0,
+    max_nodes=4.0,
+    pricing_units=None,
+)
+UNKNOWN = ResourceSpec("modelarts.vm.odd", "", "", "", "", None, None, None, None, None, None)
+
+
+def item(target: str, data: object, last_success: float | None, success: bool = True) -> ItemState:
+    api = Api.RESOURCE_SPECS if isinstance(data, ResourceSpecs) else Api.WORKLOAD_STATISTICS
+    return ItemState(
+        key=ItemKey(P, api, target),
+        success=success,
+        duration_seconds=0.25,
+        last_attempt=NOW,
+        last_success=last_success,
+        data=data,  # type: ignore[arg-type]
+        error_code=None if success else "timeout",
+    )
+
+
+def snapshot() -> Snapshot:
+    pool_a = WorkloadStatistics(
+        (
+            JobTypeStatistics("train", 4.0, (("queue", 1.0), ("running", 3.0), ("failed", 0.0))),
+            JobTypeStatistics("notebook", None, (("running", 2.0),)),
+        )
+    )
+    pool_old = WorkloadStatistics((JobTypeStatistics("infer", 1.0, (("running", 1.0),)),))
+    specs = ResourceSpecs(2.0, (V100, UNKNOWN))
+    return Snapshot(
+        poll_interval_seconds=60.0,
+        stale_after_seconds=180.0,
+        items=(
+            item("pool-a", pool_a, NOW - 10),
+            item("pool-old", pool_old, NOW - 200, success=False),
+            item("train", specs, NOW - 10),
+        ),
+        up=((P, True),),
+        requests=(((P, "workload_statistics", "200"), 7),),
+        errors=(((P, "workload_statistics", "timeout"), 2),),
+        cycle=CycleStats(cycles=3, skipped=1, last_duration_seconds=0.5, last_finished=NOW),
+    )
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(parsed: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str):
+    return parsed.get((name, frozenset(labels.items())))
+
+
+class TestCollector:
+    def test_job_counts_per_status_with_zeros(self) -> None:
+        """Every status the API returned is a series, zeros included."""
+        parsed = samples(render(snapshot(), NOW).text.plain.decode())
+        jobs = {k: v for k, v in parsed.items() if k[0] == "modelarts_pool_jobs"}
+        assert (
+            value(
+                parsed,
+                "modelarts_pool_jobs",
+                project_id=P,
+                pool="pool-a",
+                type="train",
+                status="failed",
+            )
+            == 0.0
+        )
+        assert (
+            value(
+                parsed,
+                "modelarts_pool_jobs",
+                project_id=P,
+                pool="pool-a",
+                type="train",
+                status="running",
+            )
+            == 3.0
+        )
+        assert len(jobs) == 4
+
+    def test_missing_total_has_no_type_series(self) -> None:
+        """An item without ``total`` yields no modelarts_pool_type_jobs series."""
+        parsed = samples(render(snapshot(), NOW).text.plain.decode())
+        assert (
+            value(parsed, "modelarts_pool_type_jobs", project_id=P, pool="pool-a", type="train")
+            == 4.0
+        )
+        assert (
+            value(parsed, "modelarts_pool_type_jobs", project_id=P, pool="pool-a", type="notebook")
+            is None
+        )
+
+    def test_stale_data_is_hidden_but_health_stays(self) -> None:
+        """Data older than stale_after leaves; the item's success and timestamp stay."""
+        parsed = samples(render(snapshot(), NOW).text.plain.decode())
+        assert not any(
+            k[0] == "modelarts_pool_jobs" and ("pool", "pool-old") in k[1] for k in parsed
+        )
+        labels = {"project_id": P, "api": "workload_statistics", "target": "pool-old"}
+        assert value(parsed, "modelarts_poll_success", **labels) == 0.0
+        assert value(parsed, "modelarts_poll_last_success_timestamp_seconds", **labels) == NOW - 200
+
+    def test_spec_numbers_units_and_skips(self) -> None:
+        """Memory is GiB x 2^30 bytes; None numbers and unknown no_resource give no series."""
+        parsed = samples(render(snapshot(), NOW).text.plain.decode())
+        spec = {"project_id": P, "job_type": "train", "spec_code": "modelarts.vm.gpu.v100"}
+        assert value(parsed, "modelarts_spec_memory_bytes", **spec) == 64 * 1073741824
+        assert value(parsed, "modelarts_spec_no_resource", **spec) == 1.0
+        assert value(parsed, "modelarts_spec_pricing_units", **spec) is None
+        odd = {**spec, "spec_code": "modelarts.vm.odd"}
+        assert value(parsed, "modelarts_spec_no_resource", **odd) is None
+        assert (
+            value(
+                parsed,
+                "modelarts_spec_info",
+                **odd,
+                spec_id="",
+                gpu_type="",
+                storage="",
+                interface_type="",
+            )
+            == 1.0
+        )
+        assert value(parsed, "modelarts_specs", project_id=P, job_type="train") == 2.0
+
+    def test_help_says_how_often_values_are_polled(self) -> None:
+        """HELP of polled families states the interval."""
+        text = render(snapshot(), NOW).text.plain.decode()
+        assert "# HELP modelarts_pool_jobs " in text
+        assert "polled every 60 seconds" in text.split("# HELP modelarts_pool_jobs ")[1]
+
+    def test_promtool_check_metrics_has_no_findings(self) -> None:
+        """promtool check metrics reports nothing on a full exposition."""
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool missing: install Debian's prometheus package (see .ci/run)"
+        text = render(snapshot(), NOW).text.plain
+        result = subprocess.run(
+            [promtool, "check", "metrics"], input=text, capture_output=True, check=False
+        )
+        assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+
+
+class TestCache:
+    def test_reuses_rendered_bytes_until_data_goes_stale(self) -> None:
+        """Scrapes get the same object until some data reaches stale_after, then a re-render."""
+        clock = [NOW]
+        cache = ExpositionCache(snapshot(), lambda: clock[0])
+        first = cache.current()
+        assert cache.current() is first
+        clock[0] = NOW + 169.9  # pool-a and train were polled at NOW-10: fresh until NOW+170
+        assert cache.current() is first
+        clock[0] = NOW + 170
+        second = cache.current()
+        assert second is not first
+        assert b'pool="pool-a"' in first.text.plain
+        assert b'modelarts_pool_jobs{pool="pool-a"' not in second.text.plain
+        assert second.expires_at is None
+
+    def test_publish_swaps_the_exposition(self) -> None:
+        """publish() makes the new snapshot's rendering the one served."""
+        cache = ExpositionCache(Snapshot(60.0, 180.0), lambda: NOW)
+        assert b"modelarts_pool_jobs{" not in cache.current().text.plain
+        cache.publish(snapshot())
+        assert b"modelarts_pool_jobs{" in cache.current().text.plain
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, list[bool]]]:
+    ready = [False]
+    cache = ExpositionCache(snapshot(), lambda: NOW)
+    srv = MetricsServer("127.0.0.1:0", cache.current, lambda: ready[0])
+    srv.start()
+    try:
+        yield f"http://127.0.0.1:{srv.port}", ready
+    finally:
+        srv.stop()
+
+
+class TestServer:
+    def test_metrics_plain_text(self, server: tuple[str, list[bool]]) -> None:
+        """/metrics answers the text format, uncompressed when gzip is not accepted."""
+        url, _ = server
+        response = httpx.get(f"{url}/metrics", headers={"Accept-Encoding": "identity"})
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert "Content-Encoding" not in response.headers
+        assert b"modelarts_pool_jobs{" in response.content
+
+    def test_metrics_gzip(self, server: tuple[str, list[bool]]) -> None:
+        """With Accept-Encoding: gzip the body is gzip and decodes to the plain text."""
+        url, _ = server
+        raw = httpx.get(f"{url}/metrics", headers={"Accept-Encoding": "identity"}).content
+        with httpx.stream("GET", f"{url}/metrics", headers={"Accept-Encoding": "gzip"}) as r:
+            assert r.headers["Content-Encoding"] == "gzip"
+            body = b"".join(r.iter_raw())
+        assert gzip.decompress(body) == raw
+
+    def test_metrics_openmetrics_when_asked(self, server: tuple[str, list[bool]]) -> None:
+        """Accept: application/openmetrics-text gets OpenMetrics, ending with # EOF."""
+        url, _ = server
+        response = httpx.get(
+            f"{url}/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
+        assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+        assert response.text.endswith("# EOF\n")
+
+    def test_readyz_follows_readiness(self, server: tuple[str, list[bool]]) -> None:
+        """/readyz is 503 before the first cycle and 200 after; /healthz is always 200."""
+        url, ready = server
+        assert httpx.get(f"{url}/readyz").status_code == 503
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        ready[0] = True
+        assert httpx.get(f"{url}/readyz").status_code == 200
+
+    def test_landing_page_head_and_unknown_paths(self, server: tuple[str, list[bool]]) -> None:
+        """/ links to /metrics; HEAD has headers but no body; other paths are 404."""
+        url, _ = server
+        assert 'href="/metrics"' in httpx.get(url + "/").text
+        head = httpx.head(f"{url}/metrics")
+        assert head.status_code == 200
+        assert int(head.headers["Content-Length"]) > 0
+        assert head.content == b""
+        assert httpx.get(f"{url}/nope").status_code == 404
+
+    def test_keep_alive_connection_serves_many_requests(
+        self, server: tuple[str, list[bool]]
+    ) -> None:
+        """One keep-alive connection serves several scrapes, HEAD and GET mixed."""
+        url, _ = server
+        with httpx.Client() as client:
+            statuses = [client.head(f"{url}/metrics").status_code]
+            statuses += [len(client.get(f"{url}/metrics").content) > 0 for _ in range(3)]
+        assert statuses == [200, True, True, True]
+
+
+class TestListenAddress:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            (":10072", ("", 10072)),
+            ("127.0.0.1:9", ("127.0.0.1", 9)),
+            ("[::1]:80", ("::1", 80)),
+            ("localhost:0", ("localhost", 0)),
+        ],
+    )
+    def test_parses(self, text: str, expected: tuple[str, int]) -> None:
+        """[host]:port forms parse to (host, port)."""
+        assert parse_listen_address(text) == expected
+
+    @pytest.mark.parametrize("text", ["10072", "host:", "host:http", ":70000"])
+    def test_rejects(self, text: str) -> None:
+        """Malformed addresses are refused."""
+        with pytest.raises(ValueError, match="host"):
+            parse_listen_address(text)

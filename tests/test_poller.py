@@ -1,0 +1,303 @@
+"""The poller: isolation, last-good data, staleness, pool removal, credential safety, overlap."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+
+from exporter.errors import AuthError, ErrorDetail, NotFoundError, TransportError
+from exporter.models import (
+    Api,
+    ItemKey,
+    JobTypeStatistics,
+    ResourceSpecs,
+    Snapshot,
+    WorkloadStatistics,
+)
+from exporter.poller import Poller, RequestLedger, SystemClock, TargetPoller
+
+PROJECT = "0123456789abcdef0123456789abcdef"
+LOG = structlog.wrap_logger(structlog.ReturnLogger())
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def wall(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def stats(running: int) -> WorkloadStatistics:
+    return WorkloadStatistics(
+        (JobTypeStatistics("train", float(running), (("running", float(running)),)),)
+    )
+
+
+Behaviour = Callable[[], WorkloadStatistics]
+
+
+class FakeSource:
+    """Answers per pool with a callable: return data or raise."""
+
+    def __init__(self, behaviours: dict[str, Behaviour], delay: float = 0.0) -> None:
+        self.behaviours = behaviours
+        self.calls: list[str] = []
+        self.delay = delay
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def workload_statistics(self, pool: str) -> WorkloadStatistics:
+        self.calls.append(pool)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            return self.behaviours[pool]()
+        finally:
+            self.in_flight -= 1
+
+    async def resource_specs(self, job_type: str) -> ResourceSpecs:
+        self.calls.append(job_type)
+        return ResourceSpecs(0.0, ())
+
+
+def returns(value: WorkloadStatistics) -> Behaviour:
+    return lambda: value
+
+
+def raises(error: Exception) -> Behaviour:
+    def behaviour() -> WorkloadStatistics:
+        raise error
+
+    return behaviour
+
+
+def auth_error() -> AuthError:
+    return AuthError(ErrorDetail(401, "APIGW.0301", "Incorrect IAM authentication information"))
+
+
+def make_poller(
+    source: FakeSource,
+    pools: list[str],
+    clock: FakeClock | SystemClock,
+    *,
+    max_concurrency: int = 4,
+    interval: float = 60.0,
+    published: list[Snapshot] | None = None,
+) -> tuple[Poller, RequestLedger]:
+    ledger = RequestLedger()
+    keys = [ItemKey(PROJECT, Api.WORKLOAD_STATISTICS, p) for p in pools]
+    target = TargetPoller(PROJECT, keys, source, max_concurrency, clock, ledger, LOG)
+    sink = published if published is not None else []
+
+    async def publish(snapshot: Snapshot) -> None:
+        sink.append(snapshot)
+
+    poller = Poller(
+        [target],
+        interval=interval,
+        stale_after=3 * interval,
+        jitter=0.0,
+        publish=publish,
+        clock=clock,
+        ledger=ledger,
+        log=LOG,
+    )
+    return poller, ledger
+
+
+def by_pool(snapshot: Snapshot) -> dict[str, object]:
+    return {item.key.target: item for item in snapshot.items}
+
+
+class TestIsolation:
+    def test_failing_pool_keeps_its_last_good_data_and_others_update(self) -> None:
+        """A pool that fails keeps its previous data and success=0; the others move on."""
+        clock = FakeClock()
+        source = FakeSource({"a": returns(stats(1)), "b": returns(stats(2))})
+        poller, _ = make_poller(source, ["a", "b"], clock)
+        asyncio.run(poller.run_cycle())
+        clock.now += 60
+        source.behaviours = {
+            "a": raises(TransportError(ErrorDetail(message="boom"), "timeout")),
+            "b": returns(stats(5)),
+        }
+        snapshot = asyncio.run(poller.run_cycle())
+        a, b = snapshot.items
+        assert (a.key.target, a.success, a.data, a.error_code) == ("a", False, stats(1), "timeout")
+        assert a.last_success == clock.now - 60
+        assert (b.success, b.data, b.last_success) == (True, stats(5), clock.now)
+
+    def test_unexpected_exception_costs_one_item_not_the_cycle(self) -> None:
+        """A bug (non-PollError exception) marks that item internal_error; the cycle finishes."""
+        source = FakeSource({"a": raises(KeyError("bug")), "b": returns(stats(2))})
+        poller, ledger = make_poller(source, ["a", "b"], FakeClock())
+        snapshot = asyncio.run(poller.run_cycle())
+        a, b = snapshot.items
+        assert (a.success, a.error_code, b.success) == (False, "internal_error", True)
+        assert ledger.errors[(PROJECT, "workload_statistics", "internal_error")] == 1
+
+    def test_pool_not_found_drops_its_data_at_once(self) -> None:
+        """404 ModelArts.50015001 removes the pool's data in the same cycle."""
+        clock = FakeClock()
+        source = FakeSource({"a": returns(stats(1))})
+        poller, _ = make_poller(source, ["a"], clock)
+        asyncio.run(poller.run_cycle())
+        gone = NotFoundError(ErrorDetail(404, "ModelArts.50015001", "Pool a not found."))
+        source.behaviours["a"] = raises(gone)
+        (item,) = asyncio.run(poller.run_cycle()).items
+        assert item.data is None
+        assert item.error_code == "ModelArts.50015001"
+
+    def test_other_404_keeps_data(self) -> None:
+        """A 404 that is not 'pool not found' (e.g. APIGW.0101) keeps the last good data."""
+        source = FakeSource({"a": returns(stats(1))})
+        poller, _ = make_poller(source, ["a"], FakeClock())
+        asyncio.run(poller.run_cycle())
+        source.behaviours["a"] = raises(NotFoundError(ErrorDetail(404, "APIGW.0101", "no api")))
+        (item,) = asyncio.run(poller.run_cycle()).items
+        assert item.data == stats(1)
+
+
+class TestStaleness:
+    def test_data_is_fresh_until_stale_after_and_not_after(self) -> None:
+        """Kept data is shown while younger than stale_after (3 intervals), then hidden."""
+        clock = FakeClock()
+        source = FakeSource({"a": returns(stats(1))})
+        poller, _ = make_poller(source, ["a"], clock, interval=60)
+        asyncio.run(poller.run_cycle())
+        source.behaviours["a"] = raises(TransportError(ErrorDetail(message="x"), "timeout"))
+        clock.now += 120
+        snapshot = asyncio.run(poller.run_cycle())
+        (item,) = snapshot.items
+        assert snapshot.is_fresh(item, clock.now + 59.9)
+        assert not snapshot.is_fresh(item, clock.now + 60)
+        assert snapshot.expires_at(clock.now) == clock.now + 60
+        assert snapshot.expires_at(clock.now + 60) is None
+
+
+class TestCredentialSafety:
+    def test_refused_first_request_stops_the_target_for_the_cycle(self) -> None:
+        """After a 401 on the first request no other request of that target is sent."""
+        source = FakeSource({p: returns(stats(1)) for p in "abcde"})
+        source.behaviours["a"] = raises(auth_error())
+        poller, ledger = make_poller(source, list("abcde"), FakeClock())
+        snapshot = asyncio.run(poller.run_cycle())
+        assert source.calls == ["a"]
+        assert [i.error_code for i in snapshot.items] == ["APIGW.0301"] + [
+            "skipped_auth_failure"
+        ] * 4
+        assert ledger.errors[(PROJECT, "workload_statistics", "skipped_auth_failure")] == 4
+        assert dict(snapshot.up) == {PROJECT: False}
+
+    def test_next_cycle_tries_again(self) -> None:
+        """The refused target is asked again (once) in the next cycle, and recovers."""
+        source = FakeSource({p: returns(stats(1)) for p in "abc"})
+        source.behaviours["a"] = raises(auth_error())
+        poller, _ = make_poller(source, list("abc"), FakeClock())
+        asyncio.run(poller.run_cycle())
+        source.behaviours["a"] = returns(stats(1))
+        snapshot = asyncio.run(poller.run_cycle())
+        assert source.calls == ["a", "a", "b", "c"]
+        assert all(i.success for i in snapshot.items)
+
+    def test_refusal_during_fan_out_stops_items_not_yet_started(self) -> None:
+        """A 403 on a later item stops the items still waiting for a concurrency slot."""
+        pools = [f"p{i}" for i in range(10)]
+        source = FakeSource({p: returns(stats(1)) for p in pools}, delay=0.01)
+        source.behaviours["p1"] = raises(AuthError(ErrorDetail(403, "ModelArts.0203", "forbidden")))
+        poller, _ = make_poller(source, pools, FakeClock(), max_concurrency=1)
+        snapshot = asyncio.run(poller.run_cycle())
+        assert source.calls == ["p0", "p1"]
+        codes = [i.error_code for i in snapshot.items]
+        assert codes.count("skipped_auth_failure") == 8
+
+
+class TestConcurrency:
+    def test_in_flight_requests_never_exceed_max_concurrency(self) -> None:
+        """With 20 pools and max_concurrency 3, at most 3 polls run at once (and 3 do)."""
+        pools = [f"p{i}" for i in range(20)]
+        source = FakeSource({p: returns(stats(1)) for p in pools}, delay=0.005)
+        poller, _ = make_poller(source, pools, FakeClock(), max_concurrency=3)
+        asyncio.run(poller.run_cycle())
+        assert source.max_in_flight == 3
+        assert sorted(source.calls) == sorted(pools)
+
+
+class TestUp:
+    def test_up_when_any_item_reached_modelarts(self) -> None:
+        """modelarts_up is 1 when some poll got an answer with accepted credentials."""
+        source = FakeSource(
+            {
+                "a": returns(stats(1)),
+                "b": raises(TransportError(ErrorDetail(message="x"), "timeout")),
+            }
+        )
+        poller, _ = make_poller(source, ["a", "b"], FakeClock())
+        assert dict(asyncio.run(poller.run_cycle()).up) == {PROJECT: True}
+
+    def test_down_when_nothing_answered(self) -> None:
+        """modelarts_up is 0 when every poll failed without an answer."""
+        error = TransportError(ErrorDetail(message="refused"), "connect_error")
+        source = FakeSource({"a": raises(error)})
+        poller, _ = make_poller(source, ["a"], FakeClock())
+        assert dict(asyncio.run(poller.run_cycle()).up) == {PROJECT: False}
+
+
+class TestSchedule:
+    def test_publishes_one_snapshot_per_cycle_and_counts_cycles(self) -> None:
+        """Every cycle publishes its snapshot; cycle counts increase by one."""
+        published: list[Snapshot] = []
+        source = FakeSource({"a": returns(stats(1))})
+        poller, _ = make_poller(source, ["a"], FakeClock(), published=published)
+        asyncio.run(poller.run_cycle())
+        asyncio.run(poller.run_cycle())
+        assert [s.cycle.cycles for s in published] == [1, 2]
+
+    def test_overrun_skips_ticks_instead_of_overlapping(self) -> None:
+        """A cycle longer than the interval never overlaps the next; missed ticks are counted."""
+        source = FakeSource({"a": returns(stats(1))}, delay=0.13)
+        published: list[Snapshot] = []
+        poller, _ = make_poller(source, ["a"], SystemClock(), interval=0.05, published=published)
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            task = asyncio.create_task(poller.run(stop))
+            while len(published) < 2:
+                await asyncio.sleep(0.01)
+            stop.set()
+            await asyncio.wait_for(task, 1)
+
+        asyncio.run(scenario())
+        assert source.max_in_flight == 1
+        assert published[1].cycle.skipped >= 2
+
+    def test_stop_before_first_cycle_polls_nothing(self) -> None:
+        """A poller stopped before it starts sends no request."""
+        source = FakeSource({"a": returns(stats(1))})
+        poller, _ = make_poller(source, ["a"], FakeClock())
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            stop.set()
+            await poller.run(stop)
+
+        asyncio.run(scenario())
+        assert source.calls == []
+
+
+def test_error_codes_are_bounded_per_api() -> None:
+    """More than 32 distinct error codes per (project, api) are folded into 'other'."""
+    ledger = RequestLedger()
+    codes = 40
+    for i in range(codes):
+        ledger.error(PROJECT, Api.WORKLOAD_STATISTICS, f"ModelArts.{i:04d}")
+    labels = {code for (_, _, code) in ledger.errors}
+    assert len(labels) == 33
+    assert ledger.errors[(PROJECT, "workload_statistics", "other")] == codes - 32

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.exposition import ExpositionCache, render
 from exporter.models import (
@@ -24,6 +23,8 @@ from exporter.models import (
     WorkloadStatistics,
 )
 from exporter.server import MetricsServer, parse_listen_address
+from tests.promtext import parse as samples
+from tests.promtext import value
 
 P = "0123456789abcdef0123456789abcdef"
 NOW = 1_800_000_000.0
@@ -79,18 +80,6 @@ def snapshot() -> Snapshot:
         errors=(((P, "workload_statistics", "timeout"), 2),),
         cycle=CycleStats(cycles=3, skipped=1, last_duration_seconds=0.5, last_finished=NOW),
     )
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(parsed: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str):
-    return parsed.get((name, frozenset(labels.items())))
 
 
 class TestCollector:

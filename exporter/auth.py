@@ -30,8 +30,12 @@ _SIGNED = ("content-type", "host", "x-project-id", "x-sdk-date", "x-security-tok
 
 
 def sign_request(request: httpx.Request, credentials: AkSkCredentials, now: float) -> None:
-    """Sign ``request`` in place (query canonicalised, date and Authorization headers set)."""
-    query = signing.canonical_query(signing.parse_query(request.url.query.decode("ascii")))
+    """Sign ``request`` in place (query canonicalised, date and Authorization headers set).
+
+    The query is read as httpx encodes it (``params=`` writes a space as ``+``, a plus as
+    ``%2B``), then re-sent in canonical form, where a space is ``%20``.
+    """
+    query = signing.canonical_query(request.url.params.multi_items())
     request.url = request.url.copy_with(query=query.encode("ascii") if query else None)
     request.headers["X-Sdk-Date"] = signing.format_sdk_date(datetime.fromtimestamp(now, UTC))
     if credentials.security_token is not None:

@@ -159,13 +159,16 @@ _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def _expand(text: str, environ: Mapping[str, str], path: str) -> str:
-    """Replace ``${VAR}`` / ``${VAR:-default}``; ``$$`` is a literal ``$``."""
+    """Replace ``${VAR}`` / ``${VAR:-default}``; ``$$`` is a literal ``$``.
+
+    As in the shell, ``:-`` uses the default when the variable is unset or empty.
+    """
 
     def replace(match: re.Match[str]) -> str:
         if match[0] == "$$":
             return "$"
         name, default = match[1], match[2]
-        if name in environ:
+        if environ.get(name) or (name in environ and default is None):
             return environ[name]
         if default is not None:
             return default
@@ -259,6 +262,8 @@ def _secret(value: object, path: str, ctx: _Context) -> Secret:
         content = ctx.read_file(file).rstrip("\r\n")
     except OSError as exc:
         raise ConfigError(path, f"cannot read {file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, f"cannot read {file}: not UTF-8 text") from None
     if not content:
         raise ConfigError(path, f"{file} is empty")
     return Secret(content, f"file {file}")
@@ -439,6 +444,8 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("", f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("", f"cannot read config file {path}: not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -68,7 +68,10 @@ def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the float range (JSON allows any length)
+            return None
     elif isinstance(value, str):
         try:
             number = float(value.strip())
@@ -100,7 +103,8 @@ def parse_workload_statistics(body: object) -> WorkloadStatistics:
     """ShowWorkloadStatistics. Duplicated job types or statuses (case-insensitive) keep the
     first occurrence, since two series with one label set would break the scrape."""
     root = _object(body, "$")
-    key = "statistics" if "statistics" in root else "statics"
+    # The documented key, unless only the "statics" edition's key is there; errors name it.
+    key = "statics" if "statics" in root and "statistics" not in root else "statistics"
     stats = _object(root.get(key), f"$.{key}")
     items = _array(stats.get("items", []), f"$.{key}.items")
     job_types: dict[str, JobTypeStatistics] = {}

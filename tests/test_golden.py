@@ -1,0 +1,108 @@
+"""Golden exposition: a fixed simulator state, polled over real sockets at a fixed time,
+must render byte for byte as ``tests/golden/metrics.prom``.
+
+Regenerate with ``pytest tests/test_golden.py --update-golden`` and review the diff: the
+file is the reviewed contract of metric names, labels, HELP texts and value formatting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from exporter import app, config
+from exporter.simulator import Simulator, default_specs
+
+GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
+PROJECT = "901de0901de0901de0901de0901de090"
+NOW = 1_800_000_000.0
+AK, SK = "GOLDENACCESSKEY00000", "golden-secret-key"
+DOMAIN, USER, PASSWORD = "golden-account", "monitor", "golden-password"
+
+
+class FixedClock:
+    """Time stands still: durations are 0 and timestamps are NOW."""
+
+    def wall(self) -> float:
+        return NOW
+
+    def monotonic(self) -> float:
+        return 0.0
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    sim = Simulator(access_keys={AK: SK}, iam_users={(DOMAIN, USER): PASSWORD}, clock=lambda: NOW)
+    sim.set_pool(
+        PROJECT,
+        "pool-gpu",
+        {
+            "train": {"Queue": 3, "Pending": 1, "Abnormal": 1, "Running": 5, "Failed": 2},
+            "infer": {"Running": 4},
+            "notebook": {"Running": 2, "Completed": 9},
+        },
+    )
+    sim.set_pool(PROJECT, "pool-npu", {"train": {"Running": 8, "Suspended": 1}})
+    for job_type in ("train", "inference"):
+        sim.set_specs(PROJECT, job_type, default_specs(job_type))
+    with sim:
+        yield sim
+
+
+def exposition(endpoint: str, credentials: dict[str, object]) -> str:
+    cfg = config.parse(
+        {
+            "poll_interval": "60s",
+            "targets": [
+                {
+                    "project_id": PROJECT,
+                    "region": "cn-north-4",
+                    "endpoint": endpoint,
+                    "iam_endpoint": endpoint,
+                    "pools": ["pool-gpu", "pool-npu", "pool-gone"],
+                    "resource_specs": {"job_types": ["train", "inference"]},
+                    "credentials": credentials,
+                }
+            ],
+        },
+        environ={},
+    )
+    exporter = app.build(cfg, structlog.wrap_logger(structlog.ReturnLogger()), FixedClock())
+
+    async def one_cycle() -> str:
+        try:
+            await exporter.poller.run_cycle()
+        finally:
+            await exporter.close()
+        return exporter.cache.current().text.plain.decode()
+
+    text = asyncio.run(one_cycle())
+    # The only value that depends on the machine, not on the exporter.
+    return re.sub(r'python_version="[^"]*"', 'python_version="X.Y.Z"', text)
+
+
+def check(text: str, request: pytest.FixtureRequest) -> None:
+    if request.config.getoption("--update-golden"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+class TestGolden:
+    def test_aksk_exposition_matches_golden(
+        self, simulator: Simulator, request: pytest.FixtureRequest
+    ) -> None:
+        """Polling with a signed AK/SK renders exactly the golden file."""
+        creds = {"access_key": AK, "secret_key": SK}
+        check(exposition(simulator.url, creds), request)
+
+    def test_iam_password_exposition_matches_golden(self, simulator: Simulator) -> None:
+        """Polling with an IAM password token renders the same bytes, one token fetched."""
+        creds = {"type": "password", "user": USER, "password": PASSWORD, "domain": DOMAIN}
+        assert exposition(simulator.url, creds) == GOLDEN.read_text()
+        token_requests = [r for r in simulator.requests() if r.path == "/v3/auth/tokens"]
+        assert len(token_requests) == 1

@@ -146,6 +146,9 @@ class ModelArtsClient:
             code = "connect_error" if isinstance(exc, httpx.ConnectError) else "transport_error"
             detail = ErrorDetail(message=f"{type(exc).__name__}: {str(exc)[:200]}")
             raise TransportError(detail, code) from None
+        except ResponseError as error:  # body too large: still an HTTP answer to count
+            self._observe(api, str(error.detail.http_status))
+            raise
         self._observe(api, str(response.status_code))
         request_id = response.headers.get("X-Request-Id")
         if not 200 <= response.status_code < 300:

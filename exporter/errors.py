@@ -19,7 +19,6 @@ the ModelArts error code when the body had a well-formed one, otherwise one of t
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, replace
 from typing import Self
@@ -111,9 +110,12 @@ class PollError(ExporterError):
 
     def with_context(self, http_status: int | None, request_id: str | None) -> Self:
         """A copy that also names the HTTP status and request id of the call."""
-        twin = copy.copy(self)
+        # Not copy.copy(): an exception is copied by calling its class with ``args`` (the
+        # message), which these constructors do not take.
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__)
         twin.detail = replace(self.detail, http_status=http_status, request_id=request_id)
-        twin.args = (twin._describe(),)
+        Exception.__init__(twin, twin._describe())
         return twin
 
     def _describe(self) -> str:

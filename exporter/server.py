@@ -99,6 +99,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"modelarts-exporter/{__version__}"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body are two writes; without this, Nagle's algorithm holds the body
+        # back until the client's delayed ACK (~40 ms) on every small keep-alive response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_GET(self) -> None:
         self._route(head=False)
 

@@ -1,0 +1,717 @@
+"""Response bodies → models (``exporter.parse``).
+
+Expected values are written by hand from ``shared/seeds/ShowWorkloadStatistics.rst``,
+``shared/seeds/QueryJobResourceSpecs.rst`` and ``shared/HUAWEI_API_NOTES.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from exporter.errors import ApiError, PollError, ResponseError
+from exporter.models import JobTypeStatistics, ResourceSpec, ResourceSpecs, WorkloadStatistics
+from exporter.parse import (
+    error_fields,
+    load_json,
+    parse_resource_specs,
+    parse_workload_statistics,
+)
+
+# ShowWorkloadStatistics, shaped as Tables 2-5 document it (every status key of Table 5).
+WORKLOAD_BODY = b"""{
+  "statistics": {
+    "total": 2,
+    "items": [
+      {
+        "type": "train",
+        "total": 6,
+        "status": {
+          "Queue": 1, "Pending": 0, "Abnormal": 0, "Terminating": 0, "Creating": 0,
+          "Running": 3, "Completed": 2, "Terminated": 0, "Failed": 0
+        }
+      },
+      {
+        "type": "notebook",
+        "total": 1,
+        "status": {"Running": 1, "Failed": 0}
+      }
+    ]
+  }
+}"""
+
+# QueryJobResourceSpecs "Successful sample response", copied verbatim from the seed.
+SPECS_SAMPLE = b"""{
+    "specs": [
+
+        {
+            "spec_id": 2,
+            "core": "2",
+            "cpu": "8",
+            "gpu_num": 0,
+            "gpu_type": "",
+            "spec_code": "modelarts.vm.cpu.2u",
+            "unit_num": 1,
+            "max_num": 2,
+            "storage": "",
+            "interface_type": 1,
+            "no_resource": false
+        },
+        {
+            "spec_id": 4,
+            "core": "8",
+            "cpu": "64",
+            "gpu_num": 1,
+            "gpu_type": "v100",
+            "spec_code":"modelarts.vm.gpu.v100",
+            "unit_num": 1,
+            "max_num": 4,
+            "storage": "",
+            "interface_type": 1,
+            "no_resource": false
+        }
+    ],
+    "is_success": true,
+    "spec_total_count": 2
+}"""
+
+# QueryJobResourceSpecs "Failed sample response", copied verbatim from the seed.
+SPECS_FAILED_SAMPLE = b"""{
+    "is_success": false,
+    "error_message": "Error string",
+    "error_code": "ModelArts.0105"
+}"""
+
+CPU_SPEC = ResourceSpec(
+    spec_code="modelarts.vm.cpu.2u",
+    spec_id="2",
+    gpu_type="",
+    storage="",
+    interface_type="1",
+    no_resource=False,
+    gpus=0.0,
+    cpu_cores=2.0,
+    memory_gib=8.0,
+    max_nodes=2.0,
+    pricing_units=1.0,
+)
+GPU_SPEC = ResourceSpec(
+    spec_code="modelarts.vm.gpu.v100",
+    spec_id="4",
+    gpu_type="v100",
+    storage="",
+    interface_type="1",
+    no_resource=False,
+    gpus=1.0,
+    cpu_cores=8.0,
+    memory_gib=64.0,
+    max_nodes=4.0,
+    pricing_units=1.0,
+)
+
+# A JSON number too large for a float (400 digits); valid JSON, accepted by json.loads.
+HUGE_INT_TEXT = "1" + "0" * 399
+
+
+def workload(items: list[Any], key: str = "statistics") -> dict[str, Any]:
+    """A ShowWorkloadStatistics body holding ``items``."""
+    return {key: {"total": len(items), "items": items}}
+
+
+def train_item(status: dict[str, Any], total: Any = 1) -> dict[str, Any]:
+    return {"type": "train", "total": total, "status": status}
+
+
+DROP: Any = object()
+
+
+def spec(**fields: Any) -> dict[str, Any]:
+    """A specs[] entry: the seed's CPU spec with ``fields`` replaced (``DROP`` removes one)."""
+    base: dict[str, Any] = json.loads(SPECS_SAMPLE)["specs"][0]
+    for name, value in fields.items():
+        if value is DROP:
+            del base[name]
+        else:
+            base[name] = value
+    return base
+
+
+def assert_invalid(error: ResponseError, path: str) -> None:
+    """The error is an ``invalid_response`` whose message starts with the JSON ``path``."""
+    assert type(error) is ResponseError
+    assert error.local_code == "invalid_response"
+    assert error.code == "invalid_response"
+    assert error.detail.message.startswith(f"{path}: "), error.detail.message
+
+
+class TestWorkloadStatistics:
+    def test_documented_shape(self) -> None:
+        """The documented body gives one entry per item, statuses lower-cased in order, 0 kept."""
+        result = parse_workload_statistics(load_json(WORKLOAD_BODY))
+        assert result == WorkloadStatistics(
+            job_types=(
+                JobTypeStatistics(
+                    job_type="train",
+                    total=6.0,
+                    statuses=(
+                        ("queue", 1.0),
+                        ("pending", 0.0),
+                        ("abnormal", 0.0),
+                        ("terminating", 0.0),
+                        ("creating", 0.0),
+                        ("running", 3.0),
+                        ("completed", 2.0),
+                        ("terminated", 0.0),
+                        ("failed", 0.0),
+                    ),
+                ),
+                JobTypeStatistics(
+                    job_type="notebook",
+                    total=1.0,
+                    statuses=(("running", 1.0), ("failed", 0.0)),
+                ),
+            )
+        )
+
+    def test_statics_variant_with_string_counts(self) -> None:
+        """The ``statics`` edition with counts as strings parses like the documented one."""
+        body = {
+            "statics": {
+                "total": "1",
+                "items": [
+                    {"type": "infer", "total": "4", "status": {"Running": "3", "Pending": "1"}}
+                ],
+            }
+        }
+        assert parse_workload_statistics(body) == WorkloadStatistics(
+            job_types=(
+                JobTypeStatistics(
+                    job_type="infer", total=4.0, statuses=(("running", 3.0), ("pending", 1.0))
+                ),
+            )
+        )
+
+    def test_statistics_preferred_over_statics(self) -> None:
+        """When both top-level keys are present, ``statistics`` is the one read."""
+        body = {
+            "statistics": {"items": [train_item({"Running": 1})]},
+            "statics": {"items": [train_item({"Running": 9})]},
+        }
+        result = parse_workload_statistics(body)
+        assert result.job_types[0].statuses == (("running", 1.0),)
+
+    def test_unknown_type_and_status_pass_through(self) -> None:
+        """An undocumented job type and status key are kept, the key lower-cased."""
+        body = workload([{"type": "batch", "total": 2, "status": {"Suspended": 2}}])
+        assert parse_workload_statistics(body) == WorkloadStatistics(
+            job_types=(
+                JobTypeStatistics(job_type="batch", total=2.0, statuses=(("suspended", 2.0),)),
+            )
+        )
+
+    def test_missing_total_is_none(self) -> None:
+        """An item without ``total`` has total None, not zero."""
+        body = workload([{"type": "train", "status": {"Running": 1}}])
+        assert parse_workload_statistics(body).job_types[0].total is None
+
+    def test_missing_status_is_empty(self) -> None:
+        """An item without ``status`` has no status counts."""
+        body = workload([{"type": "train", "total": 0}])
+        assert parse_workload_statistics(body).job_types[0].statuses == ()
+
+    def test_empty_items(self) -> None:
+        """A pool without jobs of any type yields no job types."""
+        assert parse_workload_statistics({"statistics": {"total": 0, "items": []}}) == (
+            WorkloadStatistics(job_types=())
+        )
+
+    def test_duplicate_job_type_keeps_first(self) -> None:
+        """A job type listed twice keeps its first entry only."""
+        body = workload(
+            [
+                {"type": "train", "total": 1, "status": {"Running": 1}},
+                {"type": "infer", "total": 5, "status": {}},
+                {"type": "train", "total": 7, "status": {"Running": 7}},
+            ]
+        )
+        result = parse_workload_statistics(body)
+        assert result.job_types == (
+            JobTypeStatistics(job_type="train", total=1.0, statuses=(("running", 1.0),)),
+            JobTypeStatistics(job_type="infer", total=5.0, statuses=()),
+        )
+
+    def test_case_duplicate_status_keeps_first(self) -> None:
+        """Status keys equal after lower-casing keep the first count."""
+        body = workload([train_item({"Running": 1, "Failed": 4, "RUNNING": 2, "running": 3})])
+        result = parse_workload_statistics(body)
+        assert result.job_types[0].statuses == (("running", 1.0), ("failed", 4.0))
+
+    def test_huge_count_is_invalid_not_a_crash(self) -> None:
+        """A count too large for a float is an invalid response naming its path."""
+        raw = '{"statistics": {"items": [{"type": "train", "status": {"Running": %s}}]}}'
+        with pytest.raises(ResponseError) as info:
+            parse_workload_statistics(load_json((raw % HUGE_INT_TEXT).encode()))
+        assert_invalid(info.value, "$.statistics.items[0].status.Running")
+
+    @pytest.mark.parametrize(
+        ("body", "path"),
+        [
+            pytest.param([], "$", id="top-level-array"),
+            pytest.param("statistics", "$", id="top-level-string"),
+            pytest.param(None, "$", id="top-level-null"),
+            pytest.param({}, "$.statistics", id="missing-statistics"),
+            pytest.param({"statistics": None}, "$.statistics", id="null-statistics"),
+            pytest.param({"statistics": []}, "$.statistics", id="statistics-array"),
+            pytest.param({"statics": 3}, "$.statics", id="statics-number"),
+            pytest.param({"statistics": {"items": {}}}, "$.statistics.items", id="items-object"),
+            pytest.param({"statistics": {"items": None}}, "$.statistics.items", id="items-null"),
+            pytest.param({"statics": {"items": "x"}}, "$.statics.items", id="statics-items-str"),
+            pytest.param(
+                workload([train_item({}), "train"]), "$.statistics.items[1]", id="item-string"
+            ),
+            pytest.param(
+                workload([{"total": 1, "status": {}}]),
+                "$.statistics.items[0].type",
+                id="missing-type",
+            ),
+            pytest.param(
+                workload([{"type": "", "status": {}}]),
+                "$.statistics.items[0].type",
+                id="empty-type",
+            ),
+            pytest.param(
+                workload([{"type": 3, "status": {}}]),
+                "$.statistics.items[0].type",
+                id="numeric-type",
+            ),
+            pytest.param(
+                workload([{"type": "train", "status": [1, 2]}]),
+                "$.statistics.items[0].status",
+                id="status-array",
+            ),
+            pytest.param(
+                workload([train_item({}, total=-1)]),
+                "$.statistics.items[0].total",
+                id="negative-total",
+            ),
+            pytest.param(
+                workload([train_item({}, total="lots")]),
+                "$.statistics.items[0].total",
+                id="word-total",
+            ),
+        ],
+    )
+    def test_malformed_structure(self, body: object, path: str) -> None:
+        """A body that is not shaped as documented raises invalid_response naming the path."""
+        with pytest.raises(ResponseError) as info:
+            parse_workload_statistics(body)
+        assert_invalid(info.value, path)
+
+    @pytest.mark.parametrize(
+        "count",
+        [
+            pytest.param(-1, id="negative"),
+            pytest.param("-2", id="negative-string"),
+            pytest.param(None, id="null"),
+            pytest.param({"n": 1}, id="object"),
+            pytest.param([1], id="array"),
+            pytest.param(True, id="true"),
+            pytest.param(False, id="false"),
+            pytest.param("NaN", id="nan-string"),
+            pytest.param("inf", id="inf-string"),
+            pytest.param("-Infinity", id="minus-infinity-string"),
+            pytest.param(float("nan"), id="nan-number"),
+            pytest.param(float("inf"), id="inf-number"),
+            pytest.param("three", id="word"),
+            pytest.param("", id="empty-string"),
+        ],
+    )
+    def test_bad_count(self, count: object) -> None:
+        """A status count that is not a non-negative finite number names its exact path."""
+        body = workload([train_item({"Pending": 0}), train_item({"Pending": 1, "Running": count})])
+        # The second item is a duplicate type, yet it is still validated.
+        with pytest.raises(ResponseError) as info:
+            parse_workload_statistics(body)
+        assert_invalid(info.value, "$.statistics.items[1].status.Running")
+
+
+class TestResourceSpecs:
+    def test_seed_sample(self) -> None:
+        """The seed's successful sample gives its two specs with every field as documented."""
+        result = parse_resource_specs(load_json(SPECS_SAMPLE))
+        assert result == ResourceSpecs(total_count=2.0, specs=(CPU_SPEC, GPU_SPEC))
+
+    def test_seed_failed_sample(self) -> None:
+        """The seed's failed sample (``error_message``) raises ApiError with HTTP 200 and code."""
+        with pytest.raises(ApiError) as info:
+            parse_resource_specs(load_json(SPECS_FAILED_SAMPLE))
+        error = info.value
+        assert type(error) is ApiError
+        assert error.detail.http_status == 200
+        assert error.detail.error_code == "ModelArts.0105"
+        assert error.code == "ModelArts.0105"
+        assert error.detail.message == "Error string"
+        assert not error.retryable
+
+    def test_failed_with_error_msg(self) -> None:
+        """The ``error_msg`` edition of the failure body gives the same ApiError."""
+        body = {"is_success": False, "error_msg": "Error string", "error_code": "ModelArts.0105"}
+        with pytest.raises(ApiError) as info:
+            parse_resource_specs(body)
+        assert info.value.detail.http_status == 200
+        assert info.value.detail.error_code == "ModelArts.0105"
+        assert info.value.detail.message == "Error string"
+
+    def test_failed_without_code(self) -> None:
+        """A failure body without a code still raises ApiError, with the generic code."""
+        with pytest.raises(ApiError) as info:
+            parse_resource_specs({"is_success": False})
+        assert info.value.detail.error_code is None
+        assert info.value.code == "http_error"
+        assert info.value.detail.http_status == 200
+
+    def test_non_numeric_fields_are_skipped(self) -> None:
+        """Numeric fields that are not numbers become None without failing the response."""
+        body = {
+            "specs": [
+                spec(gpu_num="many", max_num=None, unit_num={}, core=[2], cpu=True),
+                spec(spec_code="modelarts.vm.cpu.4u", core="NaN", cpu="1e999", max_num="3"),
+            ]
+        }
+        first, second = parse_resource_specs(body).specs
+        assert (first.gpus, first.max_nodes, first.pricing_units) == (None, None, None)
+        assert (first.cpu_cores, first.memory_gib) == (None, None)
+        assert first.spec_code == "modelarts.vm.cpu.2u"
+        assert (second.cpu_cores, second.memory_gib, second.max_nodes) == (None, None, 3.0)
+        assert second.gpus == 0.0
+
+    def test_huge_number_is_skipped(self) -> None:
+        """A numeric field too large for a float is skipped rather than crashing the parse."""
+        raw = '{"spec_total_count": %s, "specs": [{"spec_code": "a.b", "gpu_num": %s}]}'
+        result = parse_resource_specs(load_json((raw % (HUGE_INT_TEXT, HUGE_INT_TEXT)).encode()))
+        assert result.total_count is None
+        assert result.specs[0].gpus is None
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            (True, True),
+            (False, False),
+            ("true", True),
+            ("FALSE", False),
+            ("yes", None),
+            (1, None),
+            (0, None),
+            ({}, None),
+        ],
+    )
+    def test_no_resource(self, value: object, expected: bool | None) -> None:
+        """``no_resource`` is a bool, a "true"/"false" string, or else None."""
+        result = parse_resource_specs({"specs": [spec(no_resource=value)]})
+        assert result.specs[0].no_resource is expected
+
+    def test_missing_no_resource_is_none(self) -> None:
+        """A spec without ``no_resource`` reports None, not False."""
+        result = parse_resource_specs({"specs": [spec(no_resource=DROP)]})
+        assert result.specs[0].no_resource is None
+
+    def test_missing_labels_are_empty(self) -> None:
+        """Missing label fields become empty strings."""
+        result = parse_resource_specs(
+            {"specs": [spec(spec_id=DROP, gpu_type=DROP, storage=DROP, interface_type=DROP)]}
+        )
+        only = result.specs[0]
+        assert (only.spec_id, only.gpu_type, only.storage, only.interface_type) == ("", "", "", "")
+
+    def test_label_numbers_without_fraction(self) -> None:
+        """Numeric label fields print as whole numbers when they are whole."""
+        result = parse_resource_specs({"specs": [spec(spec_id=7.0, interface_type="2")]})
+        assert (result.specs[0].spec_id, result.specs[0].interface_type) == ("7", "2")
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            pytest.param(DROP, id="missing"),
+            pytest.param(None, id="null"),
+            pytest.param("", id="empty"),
+            pytest.param(12, id="number"),
+            pytest.param(["x"], id="array"),
+        ],
+    )
+    def test_spec_without_code(self, bad: object) -> None:
+        """A spec without a non-empty string ``spec_code`` is invalid, naming its index."""
+        second = spec(spec_code="modelarts.vm.gpu.v100")
+        third = spec(spec_code=bad)
+        with pytest.raises(ResponseError) as info:
+            parse_resource_specs({"specs": [spec(), third, second]})
+        assert_invalid(info.value, "$.specs[1].spec_code")
+
+    def test_duplicate_spec_code_keeps_first(self) -> None:
+        """A spec_code listed twice keeps its first entry only."""
+        body = {
+            "specs": [
+                spec(max_num=2),
+                spec(spec_code="modelarts.vm.gpu.v100", spec_id=4),
+                spec(max_num=9, spec_id=3),
+            ]
+        }
+        result = parse_resource_specs(body)
+        assert [s.spec_code for s in result.specs] == [
+            "modelarts.vm.cpu.2u",
+            "modelarts.vm.gpu.v100",
+        ]
+        assert (result.specs[0].max_nodes, result.specs[0].spec_id) == (2.0, "2")
+
+    @pytest.mark.parametrize(
+        ("value", "expected"), [("2", 2.0), (" 5 ", 5.0), (3, 3.0), ("n/a", None), (None, None)]
+    )
+    def test_spec_total_count(self, value: object, expected: float | None) -> None:
+        """``spec_total_count`` is read from a number or a numeric string, else None."""
+        body: dict[str, Any] = {"is_success": True, "specs": []}
+        if value is not None:
+            body["spec_total_count"] = value
+        assert parse_resource_specs(body).total_count == expected
+
+    def test_missing_specs_is_empty(self) -> None:
+        """A success body without ``specs`` has no specs."""
+        assert parse_resource_specs({"is_success": True}) == ResourceSpecs(None, ())
+
+    @pytest.mark.parametrize(
+        ("body", "path"),
+        [
+            pytest.param([], "$", id="top-level-array"),
+            pytest.param(None, "$", id="top-level-null"),
+            pytest.param({"specs": {}}, "$.specs", id="specs-object"),
+            pytest.param({"specs": None}, "$.specs", id="specs-null"),
+            pytest.param({"specs": [spec(), 3]}, "$.specs[1]", id="spec-number"),
+        ],
+    )
+    def test_malformed_structure(self, body: object, path: str) -> None:
+        """A body that is not shaped as documented raises invalid_response naming the path."""
+        with pytest.raises(ResponseError) as info:
+            parse_resource_specs(body)
+        assert_invalid(info.value, path)
+
+
+class TestLoadJson:
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            pytest.param(b'{"statistics": ', id="truncated"),
+            pytest.param(b"", id="empty"),
+            pytest.param(b"<html>502 Bad Gateway</html>", id="html"),
+            pytest.param(b"\x80\x81 not utf-8", id="bad-utf8"),
+        ],
+    )
+    def test_malformed(self, raw: bytes) -> None:
+        """A body that is not JSON raises ResponseError with code invalid_json."""
+        with pytest.raises(ResponseError) as info:
+            load_json(raw)
+        assert info.value.local_code == "invalid_json"
+        assert info.value.code == "invalid_json"
+
+    def test_deeply_nested_arrays(self) -> None:
+        """100000 nested arrays raise invalid_json instead of a RecursionError."""
+        with pytest.raises(ResponseError) as info:
+            load_json(b"[" * 100_000 + b"]" * 100_000)
+        assert info.value.local_code == "invalid_json"
+
+    def test_valid(self) -> None:
+        """A JSON body decodes to plain Python data."""
+        assert load_json(b'{"a": [1, "2", null, true]}') == {"a": [1, "2", None, True]}
+
+
+class TestErrorFields:
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            pytest.param(
+                {"error_code": "ModelArts.50015001", "error_msg": "Pool {name} not found."},
+                ("ModelArts.50015001", "Pool {name} not found."),
+                id="error_code-error_msg",
+            ),
+            pytest.param(
+                {"error_code": "ModelArts.0105", "error_message": "Error string"},
+                ("ModelArts.0105", "Error string"),
+                id="error_message",
+            ),
+            pytest.param(
+                {"errorCode": "ModelArts.4204", "errorMsg": "Workspace not found"},
+                ("ModelArts.4204", "Workspace not found"),
+                id="camel-case",
+            ),
+            pytest.param(
+                {"code": "APIGW.0308", "message": "limit:200,time:1 second"},
+                ("APIGW.0308", "limit:200,time:1 second"),
+                id="code-message",
+            ),
+            pytest.param(
+                {"error": {"code": 401, "message": "The request you have made requires auth."}},
+                (None, "The request you have made requires auth."),
+                id="iam-nested",
+            ),
+            pytest.param(
+                {"error": {"code": "APIG.0301", "message": "Incorrect token"}},
+                ("APIG.0301", "Incorrect token"),
+                id="iam-nested-string-code",
+            ),
+            pytest.param(
+                {"error_code": "ModelArts.50004000"},
+                ("ModelArts.50004000", ""),
+                id="code-only",
+            ),
+            pytest.param({"error_msg": "Bad request."}, (None, "Bad request."), id="message-only"),
+            pytest.param({}, (None, ""), id="empty-object"),
+            pytest.param([], (None, ""), id="array"),
+            pytest.param("Bad Gateway", (None, ""), id="string"),
+            pytest.param(None, (None, ""), id="null"),
+        ],
+    )
+    def test_documented_shapes(self, body: object, expected: tuple[str | None, str]) -> None:
+        """Every documented error-body variant yields its (code, message)."""
+        assert error_fields(body) == expected
+
+    @pytest.mark.parametrize(
+        "code",
+        [
+            pytest.param("<script>", id="markup"),
+            pytest.param("ModelArts." + "9" * 190, id="200-chars"),  # 10 + 190 characters
+            pytest.param(50015001, id="integer"),
+            pytest.param("ModelArts", id="no-dot"),
+            pytest.param("Model Arts.1", id="space"),
+            pytest.param("", id="empty"),
+            pytest.param(None, id="null"),
+        ],
+    )
+    def test_non_code_shaped_code_is_dropped(self, code: object) -> None:
+        """A code that does not look like a Huawei error code is None; the message is kept."""
+        assert error_fields({"error_code": code, "error_msg": "Bad request."}) == (
+            None,
+            "Bad request.",
+        )
+
+    def test_long_message_is_cut(self) -> None:
+        """The message is cut to the documented maximum of 512 characters."""
+        _code, message = error_fields({"error_code": "ModelArts.0105", "error_msg": "x" * 600})
+        assert message == "x" * 512
+
+    def test_non_string_message_is_ignored(self) -> None:
+        """A message that is not a string is ignored in favour of a later string one."""
+        body = {"error_msg": {"zh": "?"}, "message": "fallback"}
+        assert error_fields(body) == (None, "fallback")
+
+
+# ---------------------------------------------------------------------------- properties
+
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["3", "-1", "NaN", "inf", "1e999", " 2 ", "true", ""])
+)
+_KEYS = st.sampled_from(
+    [
+        "statistics",
+        "statics",
+        "items",
+        "type",
+        "total",
+        "status",
+        "Running",
+        "specs",
+        "spec_code",
+        "is_success",
+        "error_code",
+        "gpu_num",
+        "no_resource",
+    ]
+) | st.text(max_size=8)
+# Values that have broken number handling before, tried more often inside the documents.
+_EDGES: st.SearchStrategy[Any] = st.sampled_from(
+    [int(HUGE_INT_TEXT), -int(HUGE_INT_TEXT), "NaN", "1e999", -1, True, None, {}, [], "", "7"]
+)
+JSON_VALUES = st.recursive(
+    _LEAVES,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_KEYS, children, max_size=4),
+    max_leaves=16,
+)
+
+
+def _paths(node: object, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path (keys and indexes) to a value inside ``node``, the root included."""
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+@st.composite
+def mutated(draw: st.DrawFn, document: object) -> object:
+    """``document`` with one value replaced or removed, or a key added, at a drawn path."""
+    doc = copy.deepcopy(document)
+    path = draw(st.sampled_from(_paths(doc)))
+    if not path:
+        return draw(JSON_VALUES)
+    parent: Any = doc
+    for step in path[:-1]:
+        parent = parent[step]
+    action = draw(st.sampled_from(["replace", "replace", "replace", "remove", "add"]))
+    if action == "replace":
+        parent[path[-1]] = draw(_EDGES | _LEAVES | JSON_VALUES)
+    elif action == "remove":
+        del parent[path[-1]]
+    elif isinstance(parent, dict):
+        parent[draw(_KEYS)] = draw(JSON_VALUES)
+    else:
+        parent.append(draw(JSON_VALUES))
+    return doc
+
+
+_PROPERTY = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class TestNeverCrashes:
+    @_PROPERTY
+    @given(JSON_VALUES | mutated(json.loads(WORKLOAD_BODY)) | mutated(workload([], "statics")))
+    def test_workload_statistics(self, body: object) -> None:
+        """Any JSON value gives WorkloadStatistics with finite counts >= 0, or a PollError."""
+        try:
+            result = parse_workload_statistics(body)
+        except PollError:
+            return
+        assert isinstance(result, WorkloadStatistics)
+        for job in result.job_types:
+            assert isinstance(job.job_type, str)
+            assert job.job_type
+            assert job.total is None or 0 <= job.total < float("inf")
+            for status, count in job.statuses:
+                assert status == status.lower()
+                assert 0 <= count < float("inf")
+
+    @_PROPERTY
+    @given(
+        JSON_VALUES | mutated(json.loads(SPECS_SAMPLE)) | mutated(json.loads(SPECS_FAILED_SAMPLE))
+    )
+    def test_resource_specs(self, body: object) -> None:
+        """Any JSON value gives ResourceSpecs with unique spec codes, or a PollError."""
+        try:
+            result = parse_resource_specs(body)
+        except PollError:
+            return
+        assert isinstance(result, ResourceSpecs)
+        codes = [s.spec_code for s in result.specs]
+        assert len(codes) == len(set(codes))
+        for item in result.specs:
+            for label in (item.spec_id, item.gpu_type, item.storage, item.interface_type):
+                assert isinstance(label, str)

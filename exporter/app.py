@@ -149,7 +149,7 @@ async def run(
     stop = stop or asyncio.Event()
     exporter = build(config, log)
     try:
-        server = MetricsServer(listen_address, exporter.cache.current, exporter.ready)
+        server = MetricsServer(listen_address, exporter.cache.body, exporter.ready)
     except OSError as exc:
         log.error("listen_failed", listen_address=listen_address, error=str(exc))
         await exporter.close()

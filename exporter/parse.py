@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 from exporter.errors import ApiError, ErrorDetail, ResponseError, safe_error_code
@@ -117,11 +118,13 @@ def parse_workload_statistics(body: object) -> WorkloadStatistics:
         total = item.get("total")
         statuses: dict[str, float] = {}
         for status, count in _object(item.get("status", {}), f"{where}.status").items():
-            statuses.setdefault(status.lower(), _count(count, f"{where}.status.{status}"))
+            # Interned: the same few status names repeat in every pool.
+            name = sys.intern(status.lower())
+            statuses.setdefault(name, _count(count, f"{where}.status.{status}"))
         job_types.setdefault(
             job_type,
             JobTypeStatistics(
-                job_type=job_type,
+                job_type=sys.intern(job_type),
                 total=None if total is None else _count(total, f"{where}.total"),
                 statuses=tuple(statuses.items()),
             ),

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import cast
 
 from exporter import __version__
-from exporter.exposition import Exposition
+from exporter.exposition import Body
 
 __all__ = ["MetricsServer", "parse_listen_address"]
 
@@ -41,7 +41,7 @@ def _landing_page(version: str) -> bytes:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    exposition: Callable[[], Exposition]
+    body: Callable[[bool], Body]
     ready: Callable[[], bool]
 
 
@@ -65,17 +65,17 @@ def _bind(host: str, port: int) -> _Server:
 
 
 class MetricsServer:
-    """Serves ``exposition()`` until ``stop()``; ``ready()`` decides /readyz."""
+    """Serves ``body(openmetrics)`` on /metrics until ``stop()``; ``ready()`` decides /readyz."""
 
     def __init__(
         self,
         listen_address: str,
-        exposition: Callable[[], Exposition],
+        body: Callable[[bool], Body],
         ready: Callable[[], bool],
     ) -> None:
         host, port = parse_listen_address(listen_address)
         self._httpd = _bind(host, port)
-        self._httpd.exposition = exposition
+        self._httpd.body = body
         self._httpd.ready = ready
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="metrics-server", daemon=True
@@ -116,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         text = "text/plain; charset=utf-8"
         if path == "/metrics":
-            self._metrics(server.exposition(), head)
+            self._metrics(server.body, head)
         elif path == "/":
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", _landing_page(__version__), head)
         elif path == "/healthz":
@@ -129,11 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(HTTPStatus.NOT_FOUND, text, b"not found\n", head)
 
-    def _metrics(self, exposition: Exposition, head: bool) -> None:
-        accept = self.headers.get("Accept", "")
-        body = (
-            exposition.openmetrics if "application/openmetrics-text" in accept else exposition.text
-        )
+    def _metrics(self, bodies: Callable[[bool], Body], head: bool) -> None:
+        body = bodies("application/openmetrics-text" in self.headers.get("Accept", ""))
         gzip_ok = "gzip" in self.headers.get("Accept-Encoding", "")
         payload = body.gzipped if gzip_ok else body.plain
         headers = {"Vary": "Accept, Accept-Encoding"}

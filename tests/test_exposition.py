@@ -189,6 +189,18 @@ class TestCache:
         assert b'modelarts_pool_jobs{pool="pool-a"' not in second.text.plain
         assert second.expires_at is None
 
+    def test_openmetrics_is_rendered_once_per_exposition_on_demand(self) -> None:
+        """OpenMetrics is rendered on first request, reused, and replaced after publish."""
+        cache = ExpositionCache(snapshot(), lambda: NOW)
+        first = cache.body(True)
+        assert cache.body(True) is first
+        assert first.plain.endswith(b"# EOF\n")
+        assert b"modelarts_pool_jobs{" in first.plain
+        cache.publish(Snapshot(60.0, 180.0))
+        second = cache.body(True)
+        assert second is not first
+        assert b"modelarts_pool_jobs{" not in second.plain
+
     def test_publish_swaps_the_exposition(self) -> None:
         """publish() makes the new snapshot's rendering the one served."""
         cache = ExpositionCache(Snapshot(60.0, 180.0), lambda: NOW)
@@ -201,7 +213,7 @@ class TestCache:
 def server() -> Iterator[tuple[str, list[bool]]]:
     ready = [False]
     cache = ExpositionCache(snapshot(), lambda: NOW)
-    srv = MetricsServer("127.0.0.1:0", cache.current, lambda: ready[0])
+    srv = MetricsServer("127.0.0.1:0", cache.body, lambda: ready[0])
     srv.start()
     try:
         yield f"http://127.0.0.1:{srv.port}", ready

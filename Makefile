@@ -1,0 +1,35 @@
+# The two commands of the README's Quickstart, and a few more.
+#   make demo   the exporter against its built-in simulator: http://localhost:10072/metrics
+#   make test   every check: ruff, mypy --strict, pytest (unit, golden, end-to-end)
+#   make bench  the /metrics latency and memory benchmark (see README, "Performance")
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.runtime
+	$(BIN)/modelarts-exporter demo --log.format=console
+
+test: $(VENV)/.test
+	scripts/ensure-promtool
+	VENV=$(VENV) scripts/check
+
+bench: $(VENV)/.test
+	$(BIN)/python bench/metrics_latency.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

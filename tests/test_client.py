@@ -30,10 +30,10 @@ from exporter.errors import (
 from exporter.models import (
     Api,
     JobTypeStatistics,
-    ResourceSpec,
     ResourceSpecs,
     WorkloadStatistics,
 )
+from tests.samples import CPU_SPEC, GPU_SPEC, SPECS_SAMPLE
 
 PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"  # 32 characters, as documented
 ENDPOINT = "https://modelarts.cn-north-4.myhuaweicloud.com"
@@ -54,43 +54,8 @@ WORKLOAD = WorkloadStatistics(
         ),
     )
 )
-SPECS_BODY = {
-    "specs": [
-        {
-            "spec_id": 2,
-            "core": "2",
-            "cpu": "8",
-            "gpu_num": 0,
-            "gpu_type": "",
-            "spec_code": "modelarts.vm.cpu.2u",
-            "unit_num": 1,
-            "max_num": 2,
-            "storage": "",
-            "interface_type": 1,
-            "no_resource": False,
-        }
-    ],
-    "is_success": True,
-    "spec_total_count": 1,
-}
-SPECS = ResourceSpecs(
-    total_count=1.0,
-    specs=(
-        ResourceSpec(
-            spec_code="modelarts.vm.cpu.2u",
-            spec_id="2",
-            gpu_type="",
-            storage="",
-            interface_type="1",
-            no_resource=False,
-            gpus=0.0,
-            cpu_cores=2.0,
-            memory_gib=8.0,
-            max_nodes=2.0,
-            pricing_units=1.0,
-        ),
-    ),
-)
+SPECS_BODY = json.loads(SPECS_SAMPLE)
+SPECS = ResourceSpecs(total_count=2.0, specs=(CPU_SPEC, GPU_SPEC))
 AUTH_FAILURE = {
     "error_code": "APIGW.0301",
     "error_msg": "Incorrect IAM authentication information: verify aksk signature fail",

@@ -16,7 +16,7 @@ import pytest
 import structlog
 
 from exporter import app, config
-from exporter.simulator import Simulator, default_specs
+from exporter.simulator import Fault, Simulator, default_specs
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
 PROJECT = "901de0901de0901de0901de0901de090"
@@ -99,6 +99,17 @@ class TestGolden:
         """Polling with a signed AK/SK renders exactly the golden file."""
         creds = {"access_key": AK, "secret_key": SK}
         check(exposition(simulator.url, creds), request)
+
+    @pytest.mark.parametrize("variant", ["statics", "string_counts"])
+    def test_documented_variants_render_the_same_bytes(
+        self, simulator: Simulator, variant: str
+    ) -> None:
+        """The 'statics' edition and string counts give exactly the golden exposition."""
+        simulator.inject(Fault(path_contains="/workloads", variant=variant))
+        creds = {"access_key": AK, "secret_key": SK}
+        assert exposition(simulator.url, creds) == GOLDEN.read_text()
+        served = [r for r in simulator.requests() if r.path.endswith("/workloads")]
+        assert len(served) == 3
 
     def test_iam_password_exposition_matches_golden(self, simulator: Simulator) -> None:
         """Polling with an IAM password token renders the same bytes, one token fetched."""

@@ -27,10 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    start_http_server,
+)
 
 from exporter.collector import SnapshotCollector
-from exporter.exposition import ExpositionCache
+from exporter.exposition import ExpositionCache, process_metrics
 from exporter.models import (
     Api,
     CycleStats,
@@ -119,11 +125,13 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 def compare(pools: int, quick: bool) -> dict[str, object]:
     now = time.time()
     snapshot = synthetic_snapshot(pools, now)
-    cache = ExpositionCache(snapshot, time.time)
-    ours = MetricsServer("127.0.0.1:0", cache.body, lambda: True)
+    cache = ExpositionCache(snapshot, time.time, process_metrics())
+    ours = MetricsServer("127.0.0.1:0", cache.payload, lambda: True)
     ours.start()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(snapshot, now))
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)  # what our server adds per scrape, for a fair match
     baseline_server, baseline_thread = start_http_server(0, "127.0.0.1", registry)
     baseline_port = baseline_server.server_address[1]
     runs = 20 if quick else 60

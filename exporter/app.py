@@ -20,7 +20,7 @@ from exporter import __version__
 from exporter.auth import AkSkAuth, IamTokenAuth, IamTokenSource
 from exporter.client import ModelArtsClient
 from exporter.config import AkSkCredentials, Config, Target
-from exporter.exposition import ExpositionCache
+from exporter.exposition import ExpositionCache, process_metrics
 from exporter.models import Api, ItemKey, Snapshot
 from exporter.poller import Clock, Poller, RequestLedger, SystemClock, TargetPoller
 from exporter.server import MetricsServer
@@ -119,7 +119,8 @@ def build(
                 log,
             )
         )
-    cache = ExpositionCache(Snapshot(config.poll_interval, config.stale_after), clock.wall)
+    initial = Snapshot(config.poll_interval, config.stale_after)
+    cache = ExpositionCache(initial, clock.wall, process_metrics())
 
     async def publish(snapshot: Snapshot) -> None:
         await asyncio.to_thread(cache.publish, snapshot)
@@ -149,7 +150,7 @@ async def run(
     stop = stop or asyncio.Event()
     exporter = build(config, log)
     try:
-        server = MetricsServer(listen_address, exporter.cache.body, exporter.ready)
+        server = MetricsServer(listen_address, exporter.cache.payload, exporter.ready)
     except OSError as exc:
         log.error("listen_failed", listen_address=listen_address, error=str(exc))
         await exporter.close()

@@ -4,23 +4,38 @@ Rendering 1000 pools with prometheus_client takes on the order of 300 ms; servin
 takes a few ms at most. So the text format (plain and gzip) is rendered when a snapshot is
 published, and again only when some shown data reaches ``stale_after``; OpenMetrics is
 rendered once per snapshot, on first demand.
+
+A few small self-metrics about the process (``process_*``, ``python_*``) are rendered per
+scrape and appended, before ``# EOF`` in OpenMetrics (whose cached part is stored without
+it). For gzip, the cached part is kept compressed together with the compressor that made
+it, sync-flushed: each scrape copies that compressor, compresses the small live part and
+finishes the stream, so the answer is one ordinary gzip member (some clients read only the
+first member of a multi-member stream).
 """
 
 from __future__ import annotations
 
-import gzip
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
 from prometheus_client import exposition as text_format
 from prometheus_client.openmetrics import exposition as openmetrics_format
 
 from exporter.collector import SnapshotCollector
 from exporter.models import Snapshot
 
-__all__ = ["Body", "Exposition", "ExpositionCache", "render", "render_openmetrics"]
+__all__ = [
+    "Body",
+    "Exposition",
+    "ExpositionCache",
+    "Live",
+    "process_metrics",
+    "render",
+    "render_openmetrics",
+]
 
 #: prometheus_client's OpenMetrics module is untyped; this is its signature.
 _generate_openmetrics: Callable[[CollectorRegistry], bytes] = openmetrics_format.generate_latest
@@ -29,13 +44,43 @@ _generate_openmetrics: Callable[[CollectorRegistry], bytes] = openmetrics_format
 #: Prometheus servers older than 3.0 know 0.0.4 only.
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = openmetrics_format.CONTENT_TYPE_LATEST
+_EOF = b"# EOF\n"
+
+#: Renders the per-scrape part: (openmetrics) -> bytes; OpenMetrics output ends with # EOF.
+Live = Callable[[bool], bytes]
+
+
+def process_metrics() -> Live:
+    """prometheus_client's process, platform and GC collectors, in a registry of our own."""
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+
+    def live(openmetrics: bool) -> bytes:
+        if openmetrics:
+            return _generate_openmetrics(registry)
+        return text_format.generate_latest(registry)
+
+    return live
+
+
+def _no_live(openmetrics: bool) -> bytes:
+    return _EOF if openmetrics else b""
 
 
 @dataclass(frozen=True, slots=True)
 class Body:
+    """A rendered part of /metrics, plain and gzip-compressed so far (stream left open)."""
+
     content_type: str
     plain: bytes
-    gzipped: bytes
+    gzip_prefix: bytes
+    _compressor: zlib._Compress
+
+    def gzipped(self, tail: bytes = b"") -> bytes:
+        """One complete gzip stream of ``plain + tail``; compresses only ``tail``."""
+        compressor = self._compressor.copy()
+        return self.gzip_prefix + compressor.compress(tail) + compressor.flush()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +94,9 @@ class Exposition:
 
 
 def _body(content_type: str, plain: bytes) -> Body:
-    return Body(content_type, plain, gzip.compress(plain, compresslevel=6, mtime=0))
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip wrapper
+    prefix = compressor.compress(plain) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return Body(content_type, plain, prefix, compressor)
 
 
 def _registry(snapshot: Snapshot, now: float) -> CollectorRegistry:
@@ -65,9 +112,10 @@ def render(snapshot: Snapshot, now: float) -> Exposition:
 
 
 def render_openmetrics(exposition: Exposition) -> Body:
-    """The OpenMetrics format of the same snapshot at the same instant."""
+    """The OpenMetrics format of the same snapshot at the same instant, without ``# EOF``."""
     registry = _registry(exposition.snapshot, exposition.rendered_at)
-    return _body(OPENMETRICS_CONTENT_TYPE, _generate_openmetrics(registry))
+    rendered = _generate_openmetrics(registry)
+    return _body(OPENMETRICS_CONTENT_TYPE, rendered.removesuffix(_EOF))
 
 
 class ExpositionCache:
@@ -77,8 +125,11 @@ class ExpositionCache:
     for that exposition: most Prometheus setups never ask, so it costs nothing there.
     """
 
-    def __init__(self, initial: Snapshot, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, initial: Snapshot, clock: Callable[[], float], live: Live = _no_live
+    ) -> None:
         self._clock = clock
+        self._live = live
         self._lock = threading.Lock()
         self._current = render(initial, clock())
         self._openmetrics: tuple[Exposition, Body] | None = None
@@ -101,7 +152,7 @@ class ExpositionCache:
             return self._current
 
     def body(self, openmetrics: bool) -> Body:
-        """The body to serve now in the format asked for."""
+        """The cached part to serve now in the format asked for."""
         exposition = self.current()
         if not openmetrics:
             return exposition.text
@@ -109,3 +160,11 @@ class ExpositionCache:
             if self._openmetrics is None or self._openmetrics[0] is not exposition:
                 self._openmetrics = (exposition, render_openmetrics(exposition))
             return self._openmetrics[1]
+
+    def payload(self, openmetrics: bool, gzipped: bool) -> tuple[str, bytes]:
+        """(content type, bytes) of a whole /metrics answer: cached part + live part."""
+        body = self.body(openmetrics)
+        live = self._live(openmetrics)
+        if gzipped:
+            return body.content_type, body.gzipped(live)
+        return body.content_type, body.plain + live

@@ -16,9 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import cast
 
 from exporter import __version__
-from exporter.exposition import Body
 
-__all__ = ["MetricsServer", "parse_listen_address"]
+__all__ = ["MetricsServer", "Payload", "parse_listen_address"]
+
+#: (openmetrics, gzipped) -> (content type, bytes) of a /metrics answer.
+Payload = Callable[[bool, bool], tuple[str, bytes]]
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -41,7 +43,7 @@ def _landing_page(version: str) -> bytes:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    body: Callable[[bool], Body]
+    payload: Payload
     ready: Callable[[], bool]
 
 
@@ -65,17 +67,18 @@ def _bind(host: str, port: int) -> _Server:
 
 
 class MetricsServer:
-    """Serves ``body(openmetrics)`` on /metrics until ``stop()``; ``ready()`` decides /readyz."""
+    """Serves ``payload(openmetrics, gzipped)`` on /metrics until ``stop()``;
+    ``ready()`` decides /readyz."""
 
     def __init__(
         self,
         listen_address: str,
-        body: Callable[[bool], Body],
+        payload: Payload,
         ready: Callable[[], bool],
     ) -> None:
         host, port = parse_listen_address(listen_address)
         self._httpd = _bind(host, port)
-        self._httpd.body = body
+        self._httpd.payload = payload
         self._httpd.ready = ready
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="metrics-server", daemon=True
@@ -116,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         text = "text/plain; charset=utf-8"
         if path == "/metrics":
-            self._metrics(server.body, head)
+            self._metrics(server.payload, head)
         elif path == "/":
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", _landing_page(__version__), head)
         elif path == "/healthz":
@@ -129,14 +132,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(HTTPStatus.NOT_FOUND, text, b"not found\n", head)
 
-    def _metrics(self, bodies: Callable[[bool], Body], head: bool) -> None:
-        body = bodies("application/openmetrics-text" in self.headers.get("Accept", ""))
-        gzip_ok = "gzip" in self.headers.get("Accept-Encoding", "")
-        payload = body.gzipped if gzip_ok else body.plain
+    def _metrics(self, payload: Payload, head: bool) -> None:
+        openmetrics = "application/openmetrics-text" in self.headers.get("Accept", "")
+        gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+        content_type, data = payload(openmetrics, gzipped)
         headers = {"Vary": "Accept, Accept-Encoding"}
-        if gzip_ok:
+        if gzipped:
             headers["Content-Encoding"] = "gzip"
-        self._send(HTTPStatus.OK, body.content_type, payload, head, headers)
+        self._send(HTTPStatus.OK, content_type, data, head, headers)
 
     def _send(
         self,

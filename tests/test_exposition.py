@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import gzip
 import shutil
 import subprocess
+import zlib
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from exporter.exposition import ExpositionCache, render
+from exporter.exposition import ExpositionCache, process_metrics, render
 from exporter.models import (
     Api,
     CycleStats,
@@ -194,8 +194,9 @@ class TestCache:
         cache = ExpositionCache(snapshot(), lambda: NOW)
         first = cache.body(True)
         assert cache.body(True) is first
-        assert first.plain.endswith(b"# EOF\n")
         assert b"modelarts_pool_jobs{" in first.plain
+        assert b"# EOF" not in first.plain  # the live part brings it
+        assert cache.payload(True, False)[1].endswith(b"\n# EOF\n")
         cache.publish(Snapshot(60.0, 180.0))
         second = cache.body(True)
         assert second is not first
@@ -212,8 +213,8 @@ class TestCache:
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[bool]]]:
     ready = [False]
-    cache = ExpositionCache(snapshot(), lambda: NOW)
-    srv = MetricsServer("127.0.0.1:0", cache.body, lambda: ready[0])
+    cache = ExpositionCache(snapshot(), lambda: NOW, process_metrics())
+    srv = MetricsServer("127.0.0.1:0", cache.payload, lambda: ready[0])
     srv.start()
     try:
         yield f"http://127.0.0.1:{srv.port}", ready
@@ -232,22 +233,45 @@ class TestServer:
         assert b"modelarts_pool_jobs{" in response.content
 
     def test_metrics_gzip(self, server: tuple[str, list[bool]]) -> None:
-        """With Accept-Encoding: gzip the body is gzip and decodes to the plain text."""
+        """With Accept-Encoding: gzip the body is a single gzip member holding the same
+        series as the plain text (cached part and per-scrape part)."""
         url, _ = server
-        raw = httpx.get(f"{url}/metrics", headers={"Accept-Encoding": "identity"}).content
+        plain = samples(httpx.get(f"{url}/metrics", headers={"Accept-Encoding": "identity"}).text)
         with httpx.stream("GET", f"{url}/metrics", headers={"Accept-Encoding": "gzip"}) as r:
             assert r.headers["Content-Encoding"] == "gzip"
             body = b"".join(r.iter_raw())
-        assert gzip.decompress(body) == raw
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)  # one member, as httpx reads it
+        unzipped = samples(decoder.decompress(body).decode())
+        assert decoder.eof
+        assert decoder.unused_data == b""
+        assert unzipped.keys() == plain.keys()
+        cached = {k: v for k, v in plain.items() if k[0].startswith("modelarts_")}
+        assert cached == {k: v for k, v in unzipped.items() if k[0].startswith("modelarts_")}
+
+    def test_process_metrics_are_appended_per_scrape(self, server: tuple[str, list[bool]]) -> None:
+        """process_* metrics are served and move between scrapes; the cached part does not."""
+        url, _ = server
+        first = httpx.get(f"{url}/metrics").text
+        sum(range(3_000_000))  # burn some CPU between the scrapes
+        second = httpx.get(f"{url}/metrics").text
+        cpu = [value(samples(t), "process_cpu_seconds_total") for t in (first, second)]
+        assert cpu[0] is not None
+        assert cpu[1] is not None
+        assert cpu[1] > cpu[0]
+        assert value(samples(second), "process_resident_memory_bytes")
+        assert first.split("# HELP process_")[0] == second.split("# HELP process_")[0]
 
     def test_metrics_openmetrics_when_asked(self, server: tuple[str, list[bool]]) -> None:
-        """Accept: application/openmetrics-text gets OpenMetrics, ending with # EOF."""
+        """Accept: application/openmetrics-text gets OpenMetrics with one # EOF, at the end."""
         url, _ = server
         response = httpx.get(
             f"{url}/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
         )
         assert response.headers["Content-Type"].startswith("application/openmetrics-text")
         assert response.text.endswith("# EOF\n")
+        assert response.text.count("# EOF") == 1
+        assert "process_cpu_seconds_total" in response.text
+        assert "modelarts_pool_jobs{" in response.text
 
     def test_readyz_follows_readiness(self, server: tuple[str, list[bool]]) -> None:
         """/readyz is 503 before the first cycle and 200 after; /healthz is always 200."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -192,22 +192,28 @@ def _join(path: str, key: str) -> str:
 
 
 class _Section:
-    """A mapping being read: tracks the key path and rejects keys nobody asked for."""
+    """A mapping being read with its key path. Keys outside ``keys`` are refused before any
+    value is read, so a misspelt key is reported as such, not as a missing default."""
 
-    def __init__(self, data: object, path: str) -> None:
+    def __init__(self, data: object, path: str, keys: Collection[str]) -> None:
         if data is None:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(path or "(top level)", "expected a mapping")
         self.data: dict[Any, Any] = data
         self.path = path
-        self._seen: set[str] = set()
+        self.only(keys)
+
+    def only(self, keys: Collection[str]) -> None:
+        """Refuse every key not in ``keys``."""
+        for key in self.data:
+            if key not in keys:
+                raise ConfigError(self.at(str(key)), "unknown key")
 
     def at(self, key: str) -> str:
         return _join(self.path, key)
 
     def take(self, key: str, convert: Callable[[object, str], T], default: T = _MISSING) -> T:
-        self._seen.add(key)
         if key not in self.data or self.data[key] is None:
             if default is _MISSING:
                 raise ConfigError(self.at(key), "is required")
@@ -216,11 +222,6 @@ class _Section:
 
     def has(self, key: str) -> bool:
         return self.data.get(key) is not None
-
-    def finish(self) -> None:
-        for key in self.data:
-            if key not in self._seen:
-                raise ConfigError(self.at(str(key)), "unknown key")
 
 
 def _string_list(value: object, path: str) -> tuple[str, ...]:
@@ -248,10 +249,9 @@ def _secret(value: object, path: str, ctx: _Context) -> Secret:
     """A literal string, ``{env: NAME}`` or ``{file: PATH}`` (trailing newline dropped)."""
     if isinstance(value, str) and value:
         return Secret(value, "config file")
-    section = _Section(value, path)
+    section = _Section(value, path, ("env", "file"))
     env = section.take("env", _string, "")
     file = section.take("file", _string, "")
-    section.finish()
     if bool(env) == bool(file):
         raise ConfigError(path, "give a string, or exactly one of 'env' or 'file'")
     if env:
@@ -277,14 +277,18 @@ def _raw(value: object, path: str) -> object:
     return value
 
 
+_AKSK_KEYS = ("access_key", "secret_key", "security_token")
+_PASSWORD_KEYS = ("user", "password", "domain")
+
+
 def _credentials(value: object, path: str, ctx: _Context) -> Credentials:
-    section = _Section(value, path)
+    section = _Section(value, path, ("type", *_AKSK_KEYS, *_PASSWORD_KEYS))
     kind = section.take("type", _string, "aksk")
     if kind == "aksk":
+        section.only(("type", *_AKSK_KEYS))
         access = section.take("access_key", _raw, _default_env(DEFAULT_ACCESS_KEY_ENV))
         secret = section.take("secret_key", _raw, _default_env(DEFAULT_SECRET_KEY_ENV))
         token: object = section.take("security_token", _raw, None)
-        section.finish()
         # With the SDK's default variables, the SDK's optional token variable applies too.
         uses_sdk_env = not section.has("access_key")
         if token is None and uses_sdk_env and ctx.environ.get(DEFAULT_SECURITY_TOKEN_ENV):
@@ -297,10 +301,10 @@ def _credentials(value: object, path: str, ctx: _Context) -> Credentials:
             else _secret(token, section.at("security_token"), ctx),
         )
     if kind == "password":
+        section.only(("type", *_PASSWORD_KEYS))
         user = section.take("user", _string)
         password = section.take("password", lambda v, p: _secret(v, p, ctx))
         domain = section.take("domain", _string)
-        section.finish()
         return PasswordCredentials(user=user, password=password, domain=domain)
     raise ConfigError(section.at("type"), f"expected 'aksk' or 'password', got {kind!r}")
 
@@ -347,14 +351,23 @@ def iam_endpoint(region: str) -> str:
 
 
 def _job_types(value: object, path: str) -> tuple[str, ...]:
-    section = _Section(value, path)
-    job_types = section.take("job_types", _string_list, _NONE)
-    section.finish()
-    return job_types
+    return _Section(value, path, ("job_types",)).take("job_types", _string_list, _NONE)
+
+
+_TARGET_KEYS = (
+    "project_id",
+    "region",
+    "endpoint",
+    "iam_endpoint",
+    "pools",
+    "resource_specs",
+    "credentials",
+    "max_concurrency",
+)
 
 
 def _target(value: object, path: str, ctx: _Context, max_concurrency: int) -> Target:
-    section = _Section(value, path)
+    section = _Section(value, path, _TARGET_KEYS)
     project_id = section.take("project_id", _project_id)
     region = section.take("region", _region)
     target = Target(
@@ -368,7 +381,6 @@ def _target(value: object, path: str, ctx: _Context, max_concurrency: int) -> Ta
         or _credentials({}, section.at("credentials"), ctx),
         max_concurrency=section.take("max_concurrency", _positive_int, max_concurrency),
     )
-    section.finish()
     if not target.pools and not target.job_types:
         raise ConfigError(path, "nothing to poll: set pools or resource_specs.job_types")
     return target
@@ -388,20 +400,30 @@ def _targets(value: object, path: str, ctx: _Context, max_concurrency: int) -> t
 
 
 def _retry(value: object, path: str) -> RetryPolicy:
-    section = _Section(value, path)
+    section = _Section(value, path, ("max_attempts", "initial_backoff", "max_backoff"))
     default = RetryPolicy()
     policy = RetryPolicy(
         max_attempts=section.take("max_attempts", _positive_int, default.max_attempts),
         initial_backoff=section.take("initial_backoff", parse_duration, default.initial_backoff),
         max_backoff=section.take("max_backoff", parse_duration, default.max_backoff),
     )
-    section.finish()
     if policy.initial_backoff > policy.max_backoff:
         raise ConfigError(section.at("initial_backoff"), "must not exceed max_backoff")
     return policy
 
 
 # ---------------------------------------------------------------------------- top level
+
+_TOP_LEVEL_KEYS = (
+    "poll_interval",
+    "stale_after",
+    "jitter",
+    "timeout",
+    "max_concurrency",
+    "max_response_bytes",
+    "retry",
+    "targets",
+)
 
 
 def parse(
@@ -411,7 +433,7 @@ def parse(
 ) -> Config:
     """Validate a decoded YAML document; raise ``ConfigError`` naming the first bad key."""
     ctx = _Context(environ=environ, read_file=read_file)
-    root = _Section(_expand_tree(data, environ, ""), "")
+    root = _Section(_expand_tree(data, environ, ""), "", _TOP_LEVEL_KEYS)
     interval = root.take("poll_interval", parse_duration, 60.0)
     max_concurrency = root.take("max_concurrency", _positive_int, 8)
     config = Config(
@@ -424,7 +446,6 @@ def parse(
         retry=root.take("retry", _retry, RetryPolicy()),
         targets=root.take("targets", lambda v, p: _targets(v, p, ctx, max_concurrency)),
     )
-    root.finish()
     if config.stale_after < config.poll_interval:
         raise ConfigError("stale_after", "must be at least poll_interval")
     if config.jitter >= config.poll_interval:

@@ -519,3 +519,20 @@ class TestFrozen:
             creds.access_key = Secret("x", "y")  # type: ignore[misc]
         with pytest.raises(dataclasses.FrozenInstanceError):
             creds.secret_key.source = "elsewhere"  # type: ignore[misc]
+
+
+class TestUnknownKeysFirst:
+    def test_misspelt_credentials_key_is_reported_before_missing_variables(self) -> None:
+        """With no SDK variables set, a misspelt 'credential:' still reports the typo."""
+        data = {
+            "targets": [
+                {
+                    "project_id": "0123456789abcdef0123456789abcdef",
+                    "region": "cn-north-4",
+                    "pools": ["pool-a"],
+                    "credential": {"access_key": {"env": "MY_AK"}},
+                }
+            ]
+        }
+        with pytest.raises(ConfigError, match=r"^targets\[0\]\.credential: unknown key$"):
+            config.parse(data, environ={})

@@ -1,0 +1,146 @@
+"""The simulator's wire format, as plain values: requests, responses, routes, JSON bodies.
+
+Which API a method and raw path name (:func:`_route`), the documented answers of
+ShowWorkloadStatistics and QueryJobResourceSpecs, and the gateway, ModelArts and IAM error
+bodies. No sockets and no state here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from exporter.simulator.data import SPEC_JOB_TYPES, STATUS_KEYS, PoolCounts, Spec
+
+__all__: list[str] = []
+
+_THROTTLE_MSG = (
+    "The throttling threshold has been reached: policy user over ratelimit,limit:5,time:1 second"
+)
+_AUTH_PREFIX = "Incorrect IAM authentication information: "
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Route:
+    kind: str  # "workloads" | "specs" | "iam" | "unknown"
+    project_id: str = ""
+    name: str = ""  # pool name for workloads
+
+
+def _json_bytes(payload: object) -> bytes:
+    return json.dumps(payload, separators=(", ", ": ")).encode()
+
+
+def _json(status: int, payload: object, headers: Mapping[str, str] | None = None) -> _Response:
+    return _Response(status, _json_bytes(payload), dict(headers or {}))
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _dig(data: object, *keys: str) -> object:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _route(method: str, path: str) -> _Route:
+    parts = path.split("/")
+    if (
+        method == "GET"
+        and len(parts) == 7
+        and parts[:2] == ["", "v2"]
+        and parts[3:5] == ["statistics", "pools"]
+        and parts[6] == "workloads"
+        and parts[2]
+        and parts[5]
+    ):
+        return _Route("workloads", unquote(parts[2]), unquote(parts[5]))
+    if (
+        method == "GET"
+        and len(parts) == 5
+        and parts[:2] == ["", "v1"]
+        and parts[3:] == ["job", "resource-specs"]
+        and parts[2]
+    ):
+        return _Route("specs", unquote(parts[2]))
+    if method == "POST" and path == "/v3/auth/tokens":
+        return _Route("iam")
+    return _Route("unknown")
+
+
+# --------------------------------------------------------------------------- API answers
+
+
+def _workloads_answer(pool: str, counts: PoolCounts | None) -> _Response:
+    """ShowWorkloadStatistics for a known project: the pool's counts, or 404 when unknown."""
+    if counts is None:
+        return _json(
+            404, {"error_code": "ModelArts.50015001", "error_msg": f"Pool {pool} not found."}
+        )
+    items: list[dict[str, object]] = []
+    for job_type, statuses in counts.items():
+        status = {key: statuses.get(key, 0) for key in STATUS_KEYS}
+        status.update({k: v for k, v in statuses.items() if k not in status})
+        items.append({"type": job_type, "total": sum(status.values()), "status": status})
+    return _json(200, {"statistics": {"total": len(items), "items": items}})
+
+
+def _specs_answer(by_type: dict[str, list[Spec]] | None, job_type: str | None) -> _Response:
+    """QueryJobResourceSpecs: ``by_type`` is None for an unknown project."""
+    if by_type is None:
+        return _bad_request()
+    if job_type is not None:
+        if job_type not in SPEC_JOB_TYPES and job_type not in by_type:
+            return _bad_request()
+        specs = by_type.get(job_type, [])
+    else:
+        order = [*SPEC_JOB_TYPES, *(t for t in by_type if t not in SPEC_JOB_TYPES)]
+        specs = [spec for t in order for spec in by_type.get(t, [])]
+    return _json(200, {"specs": specs, "is_success": True, "spec_total_count": len(specs)})
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _auth_error(reason: str) -> _Response:
+    return _json(401, {"error_code": "APIGW.0301", "error_msg": _AUTH_PREFIX + reason})
+
+
+def _bad_request() -> _Response:
+    return _json(400, {"error_code": "ModelArts.50004000", "error_msg": "Bad request."})
+
+
+def _api_not_found() -> _Response:
+    return _json(
+        404,
+        {
+            "error_code": "APIGW.0101",
+            "error_msg": "The API does not exist or has not been published in the environment",
+        },
+    )
+
+
+def _iam_error(code: int, title: str, message: str) -> _Response:
+    return _json(code, {"error": {"code": code, "message": message, "title": title}})

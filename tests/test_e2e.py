@@ -147,6 +147,13 @@ def wait_ready(url: str) -> None:
         time.sleep(0.05)
 
 
+def failed_polls(samples: Samples, error_code: str) -> float:
+    """modelarts_poll_errors_total of the workload API for ``error_code`` (0 when absent)."""
+    labels = {"api": "workload_statistics", "error_code": error_code}
+    found = value(samples, "modelarts_poll_errors_total", project_id=PROJECT, **labels)
+    return found or 0.0
+
+
 def item(pool_or_type: str, api: str = "workload_statistics") -> dict[str, str]:
     return {"project_id": PROJECT, "api": api, "target": pool_or_type}
 
@@ -244,12 +251,7 @@ class TestFailures:
         )
         b_running = {"pool": "pool-b", "type": "train", "status": "running"}
         assert value(failed, "modelarts_pool_jobs", project_id=PROJECT, **b_running) == 4.0
-        errors = value(
-            failed, "modelarts_poll_errors_total", project_id=PROJECT,
-            api="workload_statistics", error_code="ModelArts.0999",
-        )  # fmt: skip
-        assert errors is not None
-        assert errors >= 1
+        assert failed_polls(failed, "ModelArts.0999") >= 1
         running.simulator.set_pool(PROJECT, "pool-a", pool_counts(7))
         a_running = {"pool": "pool-a", "type": "train", "status": "running"}
         running.until(
@@ -298,12 +300,7 @@ class TestFailures:
         assert 2 <= len(sent) <= 4, [(r.time, r.path) for r in sent]
         assert len(running.simulator.requests()) == len(sent)
         samples = running.until(lambda s: value(s, "modelarts_up", project_id=PROJECT) == 1.0)
-        skipped = value(
-            samples, "modelarts_poll_errors_total", project_id=PROJECT,
-            api="workload_statistics", error_code="skipped_auth_failure",
-        )  # fmt: skip
-        assert skipped is not None
-        assert skipped >= 2
+        assert failed_polls(samples, "skipped_auth_failure") >= 2
 
 
 class TestShutdown:

@@ -23,8 +23,8 @@ from exporter.models import (
     WorkloadStatistics,
 )
 from exporter.server import MetricsServer, parse_listen_address
+from tests.promtext import Samples, series, value
 from tests.promtext import parse as samples
-from tests.promtext import value
 
 P = "0123456789abcdef0123456789abcdef"
 NOW = 1_800_000_000.0
@@ -82,34 +82,19 @@ def snapshot() -> Snapshot:
     )
 
 
+def jobs(parsed: Samples, pool: str, job_type: str, status: str) -> float | None:
+    return value(parsed, "modelarts_pool_jobs", project_id=P, pool=pool, type=job_type,
+                 status=status)  # fmt: skip
+
+
 class TestCollector:
     def test_job_counts_per_status_with_zeros(self) -> None:
         """Every status the API returned is a series, zeros included."""
         parsed = samples(render(snapshot(), NOW).text.plain.decode())
-        jobs = {k: v for k, v in parsed.items() if k[0] == "modelarts_pool_jobs"}
-        assert (
-            value(
-                parsed,
-                "modelarts_pool_jobs",
-                project_id=P,
-                pool="pool-a",
-                type="train",
-                status="failed",
-            )
-            == 0.0
-        )
-        assert (
-            value(
-                parsed,
-                "modelarts_pool_jobs",
-                project_id=P,
-                pool="pool-a",
-                type="train",
-                status="running",
-            )
-            == 3.0
-        )
-        assert len(jobs) == 4
+        assert jobs(parsed, "pool-a", "train", "failed") == 0.0
+        assert jobs(parsed, "pool-a", "train", "running") == 3.0
+        assert jobs(parsed, "pool-a", "notebook", "running") == 2.0
+        assert len(series(parsed, "modelarts_pool_jobs")) == 4
 
     def test_missing_total_has_no_type_series(self) -> None:
         """An item without ``total`` yields no modelarts_pool_type_jobs series."""

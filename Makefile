@@ -1,13 +1,14 @@
 # The two commands of the README's Quickstart, and a few more.
 #   make demo   the exporter against its built-in simulator: http://localhost:10072/metrics
 #   make test   every check: ruff, mypy --strict, pytest (unit, golden, end-to-end)
+#   make stack  simulator + exporter + Prometheus + Alertmanager on loopback (FAST=1: for: 10s)
 #   make bench  the /metrics latency and memory benchmark (see README, "Performance")
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test stack bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +26,12 @@ demo: $(VENV)/.runtime
 	$(BIN)/modelarts-exporter demo --log.format=console
 
 test: $(VENV)/.test
-	scripts/ensure-promtool
+	scripts/ensure-tools
 	VENV=$(VENV) scripts/check
+
+stack: $(VENV)/.runtime
+	scripts/ensure-tools
+	$(BIN)/python -m tests.stack $(if $(FAST),--fast)
 
 bench: $(VENV)/.test
 	$(BIN)/python bench/metrics_latency.py

@@ -83,9 +83,11 @@ def stack(webhook: Webhook) -> Iterator[Stack]:
             "the first scrape",
             lambda: bool(started.query('up{job="modelarts-exporter"} == 1')),
         )
+        # Not new15m: its 1-minute subquery steps sit on minute boundaries, so it appears
+        # up to a minute after start (the dashboards fall back to 0 until then).
         wait_for(
             "recording rules",
-            lambda: bool(started.query("modelarts:pool_jobs_failed:new15m")),
+            lambda: bool(started.query("modelarts:pool_jobs_waiting:sum")),
         )
         yield started
 

@@ -1,0 +1,1009 @@
+"""Generate the Grafana dashboards of ``grafana/dashboards/`` from code.
+
+    python grafana/generate.py            write the JSON files
+    python grafana/generate.py --check    exit 1 if the committed files differ from the output
+
+Three dashboards, linked to each other by their common tag:
+
+- ``modelarts-pools``: jobs per pool, job type and status, now and over time;
+- ``modelarts-capacity``: resource specs and which of them have run out;
+- ``modelarts-exporter``: the exporter's own health (polls, API calls, errors, process).
+
+Every query reads the data source chosen in the ``datasource`` variable and filters by the
+dashboard's other variables, each named after the label it matches. The JSON is the Grafana
+10 model (schemaVersion 39) as "Export for sharing externally" writes it, ready to import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DASHBOARDS",
+    "GRAFANA_MACROS",
+    "OUT_DIR",
+    "SCHEMA_VERSION",
+    "build_all",
+    "capacity_dashboard",
+    "exporter_dashboard",
+    "main",
+    "panel_queries",
+    "pools_dashboard",
+    "render",
+]
+
+Json = dict[str, Any]
+
+OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+SCHEMA_VERSION = 39
+TAG = "modelarts"
+GRID_WIDTH = 24
+ALL = ".*"
+"""What an "All" selection of a multi-value variable stands for in a ``=~`` matcher."""
+
+GRAFANA_MACROS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
+"""Grafana's built-in variables the dashboards use, with the values ``panel_queries`` gives them."""
+
+_DATASOURCE: Json = {"type": "prometheus", "uid": "${datasource}"}
+_PANEL_NAMES = {
+    "stat": "Stat",
+    "state-timeline": "State timeline",
+    "table": "Table",
+    "timeseries": "Time series",
+}
+
+# --- building blocks -------------------------------------------------------------------
+
+
+def datasource() -> Json:
+    """The data source reference of every panel and target: the ``datasource`` variable."""
+    return dict(_DATASOURCE)
+
+
+def sel(metric: str, labels: Sequence[str], *extra: str) -> str:
+    """``metric{label=~"$label", ...}``: one matcher per variable-bound label, then ``extra``."""
+    matchers = [f'{label}=~"${label}"' for label in labels]
+    return f"{metric}{{{', '.join([*matchers, *extra])}}}"
+
+
+def target(expr: str, legend: str = "", *, ref_id: str = "", table: bool = False) -> Json:
+    """A Prometheus query; ``table`` makes it an instant query shaped as a table."""
+    return {
+        "datasource": datasource(),
+        "editorMode": "code",
+        "exemplar": False,
+        "expr": expr,
+        "format": "table" if table else "time_series",
+        "instant": table,
+        "legendFormat": legend,
+        "range": not table,
+        "refId": ref_id,
+    }
+
+
+def thresholds(base: str, *steps: tuple[float, str]) -> Json:
+    """Absolute thresholds: ``base`` colour below the first step, then each step's colour."""
+    return {
+        "mode": "absolute",
+        "steps": [
+            {"color": base, "value": None},
+            *({"color": color, "value": value} for value, color in steps),
+        ],
+    }
+
+
+def value_mappings(texts: dict[int, tuple[str, str]]) -> list[Json]:
+    """One value mapping: each number shown as its text, in its colour."""
+    options = {
+        str(value): {"color": color, "index": index, "text": text}
+        for index, (value, (text, color)) in enumerate(sorted(texts.items()))
+    }
+    return [{"options": options, "type": "value"}]
+
+
+def fixed_color(color: str) -> Json:
+    """A single named colour for a field."""
+    return {"fixedColor": color, "mode": "fixed"}
+
+
+def override(matcher: str, pattern: str, properties: dict[str, Any]) -> Json:
+    """A field override: ``properties`` applied to the fields ``matcher`` selects."""
+    return {
+        "matcher": {"id": matcher, "options": pattern},
+        "properties": [{"id": key, "value": value} for key, value in properties.items()],
+    }
+
+
+def highlight(suffix: str, color: str) -> Json:
+    """Series whose name ends in ``suffix``: drawn thicker in ``color``."""
+    return override(
+        "byRegexp", f"/ {suffix}$/", {"color": fixed_color(color), "custom.lineWidth": 3}
+    )
+
+
+def reference_line(name: str, color: str) -> Json:
+    """A series that is a limit rather than data: a dashed line in ``color``, no fill."""
+    return override(
+        "byName",
+        name,
+        {
+            "color": fixed_color(color),
+            "custom.fillOpacity": 0,
+            "custom.lineStyle": {"dash": [10, 10], "fill": "dash"},
+        },
+    )
+
+
+def field_config(
+    *,
+    unit: str = "short",
+    steps: Json | None = None,
+    mappings: list[Json] | None = None,
+    color: Json | None = None,
+    custom: Json | None = None,
+    overrides: list[Json] | None = None,
+    decimals: int | None = None,
+    no_value: str | None = None,
+) -> Json:
+    """``fieldConfig`` with the defaults every field of the panel shares."""
+    defaults: Json = {
+        "color": color or {"mode": "palette-classic"},
+        "custom": custom or {},
+        "mappings": mappings or [],
+        "thresholds": steps or thresholds("green"),
+        "unit": unit,
+    }
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    if no_value is not None:
+        defaults["noValue"] = no_value
+    return {"defaults": defaults, "overrides": overrides or []}
+
+
+def panel(
+    kind: str,
+    title: str,
+    description: str,
+    targets: Sequence[Json],
+    size: tuple[int, int],
+    *,
+    fields: Json | None = None,
+    options: Json | None = None,
+    transformations: Sequence[Json] = (),
+) -> Json:
+    """A panel of ``size`` (width, height); ``arrange`` gives it its id and position."""
+    width, height = size
+    return {
+        "datasource": datasource(),
+        "description": description,
+        "fieldConfig": fields or field_config(),
+        "gridPos": {"h": height, "w": width, "x": 0, "y": 0},
+        "id": 0,
+        "options": options or {},
+        "targets": [
+            {**t, "refId": t["refId"] or chr(ord("A") + index)} for index, t in enumerate(targets)
+        ],
+        "title": title,
+        "transformations": list(transformations),
+        "type": kind,
+    }
+
+
+def stat(
+    title: str,
+    description: str,
+    targets: Sequence[Json],
+    size: tuple[int, int],
+    *,
+    fields: Json,
+    color_mode: str = "background",
+) -> Json:
+    """A stat panel showing each series' last value."""
+    options = {
+        "colorMode": color_mode,
+        "graphMode": "none",
+        "justifyMode": "auto",
+        "orientation": "auto",
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "textMode": "auto",
+    }
+    return panel("stat", title, description, targets, size, fields=fields, options=options)
+
+
+def timeseries(
+    title: str,
+    description: str,
+    targets: Sequence[Json],
+    size: tuple[int, int],
+    *,
+    unit: str = "short",
+    overrides: list[Json] | None = None,
+    bars: bool = False,
+    no_value: str | None = None,
+) -> Json:
+    """A time series panel with a table legend (last and max value of each series)."""
+    custom = {
+        "drawStyle": "bars" if bars else "line",
+        "fillOpacity": 60 if bars else 10,
+        "lineWidth": 1,
+        "showPoints": "never",
+        "spanNulls": False,
+        "stacking": {"group": "A", "mode": "normal" if bars else "none"},
+    }
+    options = {
+        "legend": {
+            "calcs": ["lastNotNull", "max"],
+            "displayMode": "table",
+            "placement": "bottom",
+            "showLegend": True,
+        },
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    fields = field_config(unit=unit, custom=custom, overrides=overrides, no_value=no_value)
+    return panel("timeseries", title, description, targets, size, fields=fields, options=options)
+
+
+def state_timeline(
+    title: str,
+    description: str,
+    targets: Sequence[Json],
+    size: tuple[int, int],
+    *,
+    states: dict[int, tuple[str, str]],
+) -> Json:
+    """A state timeline: one lane per series, coloured by the value mapping ``states``."""
+    fields = field_config(
+        color={"mode": "thresholds"},
+        custom={"fillOpacity": 80, "lineWidth": 0},
+        mappings=value_mappings(states),
+    )
+    options = {
+        "alignValue": "left",
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "mergeValues": True,
+        "rowHeight": 0.9,
+        "showValue": "never",
+        "tooltip": {"mode": "single", "sort": "none"},
+    }
+    return panel(
+        "state-timeline", title, description, targets, size, fields=fields, options=options
+    )
+
+
+def table(
+    title: str,
+    description: str,
+    targets: Sequence[Json],
+    size: tuple[int, int],
+    *,
+    transformations: Sequence[Json],
+    overrides: list[Json] | None = None,
+    sort_by: str | None = None,
+) -> Json:
+    """A table of instant query results, shaped by ``transformations``."""
+    options: Json = {
+        "cellHeight": "sm",
+        "footer": {"countRows": False, "fields": "", "reducer": ["sum"], "show": False},
+        "showHeader": True,
+        "sortBy": [{"desc": False, "displayName": sort_by}] if sort_by else [],
+    }
+    fields = field_config(
+        color={"mode": "thresholds"},
+        custom={"align": "auto", "cellOptions": {"type": "auto"}, "inspect": False},
+        overrides=overrides,
+    )
+    return panel(
+        "table",
+        title,
+        description,
+        targets,
+        size,
+        fields=fields,
+        options=options,
+        transformations=transformations,
+    )
+
+
+def organize(columns: dict[str, str], hide: Sequence[str]) -> Json:
+    """The ``organize`` transformation: ``columns`` (field → header) in order, ``hide`` hidden."""
+    return {
+        "id": "organize",
+        "options": {
+            "excludeByName": dict.fromkeys(hide, True),
+            "indexByName": {name: index for index, name in enumerate(columns)},
+            "renameByName": columns,
+        },
+    }
+
+
+def row(title: str) -> Json:
+    """An expanded row: a full-width heading over the panels that follow it."""
+    return {
+        "collapsed": False,
+        "gridPos": {"h": 1, "w": GRID_WIDTH, "x": 0, "y": 0},
+        "id": 0,
+        "panels": [],
+        "title": title,
+        "type": "row",
+    }
+
+
+def arrange(panels: Sequence[Json]) -> list[Json]:
+    """Number the panels from 1 and lay them out left to right, top to bottom.
+
+    A panel that does not fit in what is left of the line starts a new one below the
+    tallest panel of the line; a row always starts a new line and fills it.
+    """
+    placed: list[Json] = []
+    x = y = line_height = 0
+    for number, item in enumerate(panels, start=1):
+        width, height = item["gridPos"]["w"], item["gridPos"]["h"]
+        if item["type"] == "row" or x + width > GRID_WIDTH:
+            x, y, line_height = 0, y + line_height, 0
+        placed.append({**item, "gridPos": {"h": height, "w": width, "x": x, "y": y}, "id": number})
+        x, line_height = x + width, max(line_height, height)
+    return placed
+
+
+def datasource_variable() -> Json:
+    """The ``datasource`` variable: any Prometheus data source, picked on the dashboard."""
+    return {
+        "current": {},
+        "hide": 0,
+        "includeAll": False,
+        "label": "Data source",
+        "multi": False,
+        "name": "datasource",
+        "options": [],
+        "query": "prometheus",
+        "refresh": 1,
+        "regex": "",
+        "skipUrlSync": False,
+        "type": "datasource",
+    }
+
+
+def query_variable(name: str, label: str, query: str, *, multi: bool = False) -> Json:
+    """A variable filled by ``label_values(...)``; ``multi`` allows several values and All."""
+    variable: Json = {
+        "current": {},
+        "datasource": datasource(),
+        "definition": query,
+        "hide": 0,
+        "includeAll": multi,
+        "label": label,
+        "multi": multi,
+        "name": name,
+        "options": [],
+        "query": {
+            "qryType": 1,
+            "query": query,
+            "refId": "PrometheusVariableQueryEditor-VariableQuery",
+        },
+        "refresh": 2,
+        "regex": "",
+        "skipUrlSync": False,
+        "sort": 1,
+        "type": "query",
+    }
+    if multi:
+        variable["allValue"] = ALL
+    return variable
+
+
+def _plugins(panels: Sequence[Json]) -> Iterator[Json]:
+    for kind in sorted({p["type"] for p in panels if p["type"] != "row"}):
+        yield {"id": kind, "name": _PANEL_NAMES[kind], "type": "panel", "version": ""}
+
+
+def dashboard(
+    uid: str, title: str, description: str, variables: Sequence[Json], panels: Sequence[Json]
+) -> Json:
+    """A whole dashboard, import-ready, linked to the other ModelArts dashboards by tag."""
+    laid_out = arrange(panels)
+    return {
+        "__elements": {},
+        "__inputs": [],
+        "__requires": [
+            {"id": "grafana", "name": "Grafana", "type": "grafana", "version": "10.0.0"},
+            {"id": "prometheus", "name": "Prometheus", "type": "datasource", "version": "1.0.0"},
+            *_plugins(laid_out),
+        ],
+        "annotations": {"list": []},
+        "description": description,
+        "editable": True,
+        "fiscalYearStartMonth": 0,
+        "graphTooltip": 1,
+        "id": None,
+        "links": [
+            {
+                "asDropdown": False,
+                "icon": "external link",
+                "includeVars": True,
+                "keepTime": True,
+                "tags": [TAG],
+                "targetBlank": False,
+                "title": "ModelArts",
+                "tooltip": "",
+                "type": "dashboards",
+                "url": "",
+            }
+        ],
+        "liveNow": False,
+        "panels": laid_out,
+        "refresh": "1m",
+        "schemaVersion": SCHEMA_VERSION,
+        "tags": [TAG],
+        "templating": {"list": [datasource_variable(), *variables]},
+        "time": {"from": "now-6h", "to": "now"},
+        "timepicker": {},
+        "timezone": "",
+        "title": title,
+        "uid": uid,
+        "version": 1,
+        "weekStart": "",
+    }
+
+
+# --- the dashboards --------------------------------------------------------------------
+
+_AVAILABILITY = {0: ("available", "green"), 1: ("exhausted", "red")}
+
+
+def pools_dashboard() -> Json:
+    """Jobs per pool, job type and status: current totals, history, and a pool-by-status table."""
+    bound = ("project_id", "pool", "type")
+    jobs = "modelarts_pool_jobs"
+    size_stat = (6, 4)
+    running, waiting, abnormal = 'status="running"', 'status=~"queue|pending"', 'status="abnormal"'
+
+    def total(title: str, description: str, expr: str, steps: Json) -> Json:
+        return stat(
+            title,
+            description,
+            [target(f"{expr} or vector(0)", "jobs")],
+            size_stat,
+            fields=field_config(steps=steps, decimals=0, color={"mode": "thresholds"}),
+        )
+
+    variables = [
+        query_variable("project_id", "Project", f"label_values({jobs}, project_id)"),
+        query_variable(
+            "pool", "Pool", f"label_values({sel(jobs, ['project_id'])}, pool)", multi=True
+        ),
+        query_variable(
+            "type",
+            "Job type",
+            f"label_values({sel(jobs, ['project_id', 'pool'])}, type)",
+            multi=True,
+        ),
+    ]
+    panels = [
+        row("Now"),
+        total(
+            "Running jobs",
+            "Jobs in status running, in the selected pools and job types.",
+            f"sum({sel(jobs, bound, running)})",
+            thresholds("blue"),
+        ),
+        total(
+            "Waiting jobs (queued + pending)",
+            "Jobs waiting for resources: status queue or pending. Orange when any wait.",
+            f"sum({sel(jobs, bound, waiting)})",
+            thresholds("green", (1, "orange")),
+        ),
+        total(
+            "Abnormal jobs",
+            "Jobs in status abnormal. Red when any; the ModelArtsJobsAbnormal alert fires "
+            "after 15 minutes.",
+            f"sum({sel(jobs, bound, abnormal)})",
+            thresholds("green", (1, "red")),
+        ),
+        total(
+            "Failed in the last 15 min",
+            "New failed jobs in the last 15 minutes (recording rule "
+            "modelarts:pool_jobs_failed:new15m; deleting old failed jobs does not count).",
+            f"sum({sel('modelarts:pool_jobs_failed:new15m', bound)})",
+            thresholds("green", (1, "red")),
+        ),
+        table(
+            "Jobs per pool and status",
+            "Current jobs per pool (rows) and status (columns), all selected job types "
+            "together. An empty cell: the pool reported no such status.",
+            [target(f"sum by (pool, status) ({sel(jobs, bound)})", table=True)],
+            (24, 6),
+            transformations=[
+                {
+                    "id": "groupingToMatrix",
+                    "options": {"columnField": "status", "rowField": "pool", "valueField": "Value"},
+                },
+                organize({"pool\\status": "Pool"}, ()),
+            ],
+            sort_by="Pool",
+        ),
+        row("Over time"),
+        timeseries(
+            "Jobs by pool and status",
+            "Jobs per pool and status over time, for the selected job types. Abnormal is red, "
+            "failed dark red, queued orange, pending light orange.",
+            [target(f"sum by (pool, status) ({sel(jobs, bound)})", "{{pool}} {{status}}")],
+            (24, 10),
+            overrides=[
+                highlight("abnormal", "red"),
+                highlight("failed", "dark-red"),
+                highlight("queue", "orange"),
+                highlight("pending", "light-orange"),
+            ],
+        ),
+        timeseries(
+            "Waiting jobs per pool",
+            "Queued and pending jobs per pool (recording rule modelarts:pool_jobs_waiting:sum). "
+            "The ModelArtsJobBacklog alert fires when a pool has waited for 30 minutes.",
+            [
+                target(
+                    f"sum by (pool) ({sel('modelarts:pool_jobs_waiting:sum', bound)})", "{{pool}}"
+                )
+            ],
+            (12, 8),
+        ),
+        timeseries(
+            "Abnormal jobs per pool and job type",
+            "Abnormal jobs per pool and job type (recording rule "
+            "modelarts:pool_jobs_abnormal:sum).",
+            [
+                target(
+                    f"sum by (pool, type) ({sel('modelarts:pool_jobs_abnormal:sum', bound)})",
+                    "{{pool}} {{type}}",
+                )
+            ],
+            (12, 8),
+        ),
+    ]
+    return dashboard(
+        "modelarts-pools",
+        "ModelArts / Pools overview",
+        "Jobs in ModelArts dedicated resource pools by job type and status (modelarts-exporter).",
+        variables,
+        panels,
+    )
+
+
+def capacity_dashboard() -> Json:
+    """Resource specs: what each offers, and which have run out (now and over time)."""
+    bound = ("project_id", "job_type")
+    spec = "modelarts_spec_no_resource"
+    per_spec = "project_id, job_type, spec_code"
+
+    def spec_column(metric: str, ref_id: str, extra_label: str = "") -> Json:
+        return target(
+            f"max by ({per_spec}{extra_label}) ({sel(metric, bound)})", ref_id=ref_id, table=True
+        )
+
+    def count_stat(title: str, description: str, expr: str, steps: Json) -> Json:
+        return stat(
+            title,
+            description,
+            [target(f"{expr} or vector(0)", "specs")],
+            (6, 4),
+            fields=field_config(steps=steps, decimals=0, color={"mode": "thresholds"}),
+        )
+
+    variables = [
+        query_variable("project_id", "Project", f"label_values({spec}, project_id)"),
+        query_variable(
+            "job_type",
+            "Job type",
+            f"label_values({sel(spec, ['project_id'])}, job_type)",
+            multi=True,
+        ),
+    ]
+    columns = {
+        "spec_code": "Spec code",
+        "job_type": "Job type",
+        "gpu_type": "GPU type",
+        "Value #gpus": "GPUs/NPUs",
+        "Value #cores": "CPU cores",
+        "Value #memory": "Memory",
+        "Value #max_nodes": "Max nodes",
+        "Value #no_resource": "No resource",
+    }
+    panels = [
+        row("Now"),
+        count_stat(
+            "Specs exhausted",
+            "Specs for which ModelArts reports no resources left (recording rule "
+            "modelarts:specs_no_resource:count).",
+            f"sum({sel('modelarts:specs_no_resource:count', bound)})",
+            thresholds("green", (1, "orange")),
+        ),
+        count_stat(
+            "Accelerator specs exhausted",
+            "GPU/NPU specs with no resources left: new jobs on them cannot start. The "
+            "ModelArtsAcceleratorSpecExhausted alert fires after 15 minutes.",
+            f"count(({sel(spec, bound)} == 1) and on ({per_spec}) "
+            f"{sel('modelarts_spec_gpus', bound)} > 0)",
+            thresholds("green", (1, "red")),
+        ),
+        count_stat(
+            "Specs available",
+            "Specs that still have resources.",
+            f"count({sel(spec, bound)} == 0)",
+            thresholds("blue"),
+        ),
+        count_stat(
+            "Specs offered",
+            "Specs ModelArts lists for the selected job types (spec_total_count).",
+            f"sum({sel('modelarts_specs', bound)})",
+            thresholds("blue"),
+        ),
+        table(
+            "Resource specs",
+            "Every spec of the selected job types: accelerators, cores and memory per node, "
+            "the node limit, and whether ModelArts has run out of it.",
+            [
+                spec_column("modelarts_spec_info", "info", ", gpu_type"),
+                spec_column("modelarts_spec_gpus", "gpus"),
+                spec_column("modelarts_spec_cpu_cores", "cores"),
+                spec_column("modelarts_spec_memory_bytes", "memory"),
+                spec_column("modelarts_spec_max_nodes", "max_nodes"),
+                spec_column(spec, "no_resource"),
+            ],
+            (24, 10),
+            transformations=[
+                {"id": "merge", "options": {}},
+                organize(columns, ("Time", "project_id", "Value #info")),
+            ],
+            overrides=[
+                override("byName", "Memory", {"unit": "bytes"}),
+                override(
+                    "byName",
+                    "GPU type",
+                    {
+                        "mappings": [
+                            {
+                                "options": {"match": "empty", "result": {"text": "-"}},
+                                "type": "special",
+                            }
+                        ]
+                    },
+                ),
+                override(
+                    "byName",
+                    "No resource",
+                    {
+                        "custom.cellOptions": {"type": "color-background"},
+                        "mappings": value_mappings(_AVAILABILITY),
+                    },
+                ),
+            ],
+            sort_by="Spec code",
+        ),
+        row("History"),
+        state_timeline(
+            "History of no_resource flips",
+            "When each spec ran out (red) and came back (green).",
+            [
+                target(
+                    f"max by (job_type, spec_code) ({sel(spec, bound)})",
+                    "{{spec_code}} ({{job_type}})",
+                )
+            ],
+            (24, 12),
+            states=_AVAILABILITY,
+        ),
+    ]
+    return dashboard(
+        "modelarts-capacity",
+        "ModelArts / Capacity",
+        "ModelArts job resource specs and their availability (modelarts-exporter).",
+        variables,
+        panels,
+    )
+
+
+def exporter_dashboard() -> Json:
+    """The exporter's own health: reachability, polls, API calls, errors and the process."""
+    item = ("instance", "project_id")
+    process = ("instance",)
+    interval = "modelarts_exporter_poll_interval_seconds"
+    variables = [
+        query_variable(
+            "instance",
+            "Exporter",
+            "label_values(modelarts_exporter_build_info, instance)",
+            multi=True,
+        ),
+        query_variable(
+            "project_id",
+            "Project",
+            f"label_values({sel('modelarts_up', process)}, project_id)",
+            multi=True,
+        ),
+    ]
+    per_item = "{{target}} ({{api}})"
+    panels = [
+        row("Now"),
+        stat(
+            "ModelArts reachable",
+            "Per project: whether the last poll cycle got an answer from ModelArts with "
+            "accepted credentials (modelarts_up).",
+            [target(sel("modelarts_up", item), "{{project_id}}")],
+            (8, 5),
+            fields=field_config(
+                color={"mode": "thresholds"},
+                steps=thresholds("red", (1, "green")),
+                mappings=value_mappings({0: ("down", "red"), 1: ("up", "green")}),
+            ),
+        ),
+        stat(
+            "Failing polls",
+            "Polled items (pools, job types) whose last poll failed.",
+            [target(f"count({sel('modelarts_poll_success', item)} == 0) or vector(0)", "items")],
+            (4, 5),
+            fields=field_config(
+                color={"mode": "thresholds"}, steps=thresholds("green", (1, "red")), decimals=0
+            ),
+        ),
+        stat(
+            "Oldest data",
+            "Age of the oldest item's data. Orange from 120 s, red from 180 s: 2 and 3 poll "
+            "intervals at the default poll_interval of 60 s (at 3 the data leaves /metrics). "
+            "For another interval, see the dashed lines of 'Data age by item'.",
+            [target(f"max({sel('modelarts:poll_data_age:seconds', item)})", "oldest")],
+            (4, 5),
+            fields=field_config(
+                unit="s",
+                color={"mode": "thresholds"},
+                steps=thresholds("green", (120, "orange"), (180, "red")),
+            ),
+        ),
+        stat(
+            "Skipped cycles (1h)",
+            "Poll cycles skipped in the last hour because the previous one overran the "
+            "interval: raise poll_interval or max_concurrency.",
+            [
+                target(
+                    f"increase({sel('modelarts_exporter_skipped_cycles_total', process)}[1h])",
+                    "{{instance}}",
+                )
+            ],
+            (4, 5),
+            fields=field_config(
+                color={"mode": "thresholds"}, steps=thresholds("green", (1, "orange")), decimals=0
+            ),
+        ),
+        stat(
+            "Poll cycles (1h)",
+            "Poll cycles completed in the last hour.",
+            [
+                target(
+                    f"increase({sel('modelarts_exporter_poll_cycles_total', process)}[1h])",
+                    "{{instance}}",
+                )
+            ],
+            (4, 5),
+            fields=field_config(color={"mode": "thresholds"}, steps=thresholds("blue"), decimals=0),
+            color_mode="value",
+        ),
+        row("Polls"),
+        state_timeline(
+            "Poll success by item",
+            "Whether the last poll of each pool (workload_statistics) and job type "
+            "(resource_specs) succeeded. A failing item keeps its last data until stale_after.",
+            [target(sel("modelarts_poll_success", item), per_item)],
+            (24, 8),
+            states={0: ("failing", "red"), 1: ("ok", "green")},
+        ),
+        timeseries(
+            "Poll duration by item",
+            "Wall time of each item's last poll, retries included.",
+            [target(sel("modelarts_poll_duration_seconds", item), per_item)],
+            (12, 8),
+            unit="s",
+        ),
+        timeseries(
+            "Data age by item",
+            "Seconds since each item's last successful poll. Dashed: 2 and 3 poll intervals; "
+            "past 3 (stale_after by default) the item's series leave /metrics.",
+            [
+                target(sel("modelarts:poll_data_age:seconds", item), per_item),
+                target(f"2 * max({sel(interval, process)})", "2x poll interval"),
+                target(f"3 * max({sel(interval, process)})", "3x poll interval"),
+            ],
+            (12, 8),
+            unit="s",
+            overrides=[
+                reference_line("2x poll interval", "orange"),
+                reference_line("3x poll interval", "red"),
+            ],
+        ),
+        row("ModelArts API"),
+        timeseries(
+            "API requests by API and HTTP code",
+            "Requests per second sent to ModelArts, by API and response status ('none': no "
+            "response came).",
+            [
+                target(
+                    "sum by (api, code) (rate("
+                    f"{sel('modelarts_api_requests_total', item)}[$__rate_interval]))",
+                    "{{api}} {{code}}",
+                )
+            ],
+            (12, 8),
+            unit="reqps",
+        ),
+        timeseries(
+            "Poll errors by error code",
+            "Failed polls by API and ModelArts error code (or the exporter's word for the "
+            "failure, e.g. timeout); see the README's Troubleshooting table.",
+            [
+                target(
+                    "sum by (api, error_code) (increase("
+                    f"{sel('modelarts_poll_errors_total', item)}[$__rate_interval]))",
+                    "{{api}} {{error_code}}",
+                )
+            ],
+            (12, 8),
+            bars=True,
+            no_value="no errors",
+        ),
+        row("Exporter"),
+        timeseries(
+            "Poll cycle duration vs interval",
+            "Wall time of the last complete poll cycle against the configured interval "
+            "(dashed). A cycle longer than the interval makes the next ticks be skipped.",
+            [
+                target(
+                    sel("modelarts_exporter_poll_cycle_duration_seconds", process),
+                    "{{instance}} cycle",
+                ),
+                target(sel(interval, process), "{{instance}} interval"),
+            ],
+            (8, 8),
+            unit="s",
+            overrides=[
+                override(
+                    "byRegexp",
+                    "/ interval$/",
+                    {
+                        "color": fixed_color("red"),
+                        "custom.fillOpacity": 0,
+                        "custom.lineStyle": {"dash": [10, 10], "fill": "dash"},
+                    },
+                )
+            ],
+        ),
+        timeseries(
+            "Resident memory",
+            "Resident set size of the exporter process.",
+            [
+                target(
+                    f"{sel('process_resident_memory_bytes', process)} "
+                    f"and on (instance, job) {sel('modelarts_exporter_build_info', process)}",
+                    "{{instance}}",
+                )
+            ],
+            (8, 8),
+            unit="bytes",
+        ),
+        table(
+            "Build info",
+            "Version of each exporter and of the Python running it.",
+            [target(sel("modelarts_exporter_build_info", process), table=True)],
+            (8, 8),
+            transformations=[
+                organize(
+                    {
+                        "instance": "Instance",
+                        "job": "Job",
+                        "version": "Version",
+                        "python_version": "Python",
+                    },
+                    ("Time", "__name__", "Value"),
+                )
+            ],
+            sort_by="Instance",
+        ),
+    ]
+    return dashboard(
+        "modelarts-exporter",
+        "ModelArts / Exporter health",
+        "Health of modelarts-exporter: ModelArts reachability, polls, API requests, errors "
+        "and the exporter process.",
+        variables,
+        panels,
+    )
+
+
+DASHBOARDS = {
+    "modelarts-pools.json": pools_dashboard,
+    "modelarts-capacity.json": capacity_dashboard,
+    "modelarts-exporter.json": exporter_dashboard,
+}
+"""File name under ``grafana/dashboards/`` → the function building that dashboard."""
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+def render(board: Json) -> str:
+    """The file content of a dashboard: indented JSON and a trailing newline."""
+    return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
+
+
+def build_all() -> dict[str, str]:
+    """File name → file content of every dashboard."""
+    return {name: render(build()) for name, build in DASHBOARDS.items()}
+
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
+
+
+def _panels(panels: Sequence[Json]) -> Iterator[Json]:
+    for item in panels:
+        yield item
+        yield from _panels(item.get("panels", []))
+
+
+def panel_queries(dashboard: dict[str, Any], variables: dict[str, str]) -> list[tuple[str, str]]:
+    """(panel title, query) for every target of every panel, rows' panels included.
+
+    ``$var`` and ``${var}`` become ``variables[var]``; a dashboard variable missing from
+    ``variables`` becomes ``.*`` (all values: every variable is matched with ``=~``).
+    Grafana's ``$__rate_interval``, ``$__interval`` and ``$__range`` become 1m, 15s and 5m.
+    An unknown variable raises ``KeyError``.
+    """
+    defined = {v["name"] for v in dashboard.get("templating", {}).get("list", [])}
+    values = {**dict.fromkeys(defined, ALL), **variables, **GRAFANA_MACROS}
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            raise KeyError(f"undefined variable ${name} in {match.string!r}")
+        return values[name]
+
+    return [
+        (item["title"], _VARIABLE.sub(substitute, t["expr"]))
+        for item in _panels(dashboard.get("panels", []))
+        for t in item.get("targets", [])
+        if "expr" in t
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the dashboards, or with ``--check`` report those that differ; exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a file is out of date"
+    )
+    parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help="default: %(default)s")
+    args = parser.parse_args(argv)
+    out_dir: Path = args.out_dir
+    files = build_all()
+    if args.check:
+        stale = [
+            name
+            for name, content in files.items()
+            if not (out_dir / name).is_file()
+            or (out_dir / name).read_text(encoding="utf-8") != content
+        ]
+        for name in stale:
+            print(
+                f"{out_dir / name} is out of date: run python grafana/generate.py", file=sys.stderr
+            )
+        return 1 if stale else 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (out_dir / name).write_text(content, encoding="utf-8")
+        print(f"wrote {out_dir / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,6 +28,8 @@ from exporter.server import MetricsServer
 __all__ = ["Exporter", "build", "run"]
 
 USER_AGENT = f"modelarts-exporter/{__version__}"
+#: The ``api`` label of IAM token requests in ``modelarts_api_requests_total``.
+IAM_TOKENS = "iam_tokens"
 
 
 def items_of(target: Target) -> list[ItemKey]:
@@ -92,8 +94,14 @@ def build(
             iam_http = _http_client(target, config, None, transport)
             clients.append(iam_http)
             source = IamTokenSource(
-                iam_http, target.iam_endpoint, target.project_id, creds, clock.wall
+                iam_http,
+                target.iam_endpoint,
+                target.project_id,
+                creds,
+                clock.wall,
+                observe=partial(ledger.request, target.project_id, IAM_TOKENS),
             )
+            ledger.expect_refusals(target.project_id, IAM_TOKENS)
             auth = IamTokenAuth(source)
         http = _http_client(target, config, auth, transport)
         clients.append(http)

@@ -5,7 +5,8 @@
   into the canonical form, so the query that was signed is exactly the one sent.
 - ``IamTokenAuth`` sends ``X-Auth-Token`` from an ``IamTokenSource``, which exchanges an IAM
   user's password for a token (``POST /v3/auth/tokens``), caches it and fetches a new one
-  shortly before expiry, or on the next request after ModelArts refused it.
+  shortly before expiry, or on the next request after ModelArts refused it. Every answer
+  from IAM is reported to ``observe(status)`` (the exporter counts them as ``iam_tokens``).
 """
 
 from __future__ import annotations
@@ -93,8 +94,10 @@ class IamTokenSource:
         credentials: PasswordCredentials,
         clock: Clock,
         refresh_margin: float = 3600.0,
+        observe: Callable[[str], None] = lambda status: None,
     ) -> None:
         self._http = http
+        self._observe = observe
         self._url = f"{iam_endpoint}/v3/auth/tokens"
         self._project_id = project_id
         self._credentials = credentials
@@ -129,12 +132,15 @@ class IamTokenSource:
         try:
             response = await self._http.post(self._url, json=self._request_body())
         except httpx.TimeoutException:
+            self._observe("none")
             raise TransportError(
                 ErrorDetail(message="IAM token request timed out"), "timeout"
             ) from None
         except httpx.HTTPError as exc:
+            self._observe("none")
             detail = ErrorDetail(message=f"IAM token request failed: {type(exc).__name__}")
             raise TransportError(detail, "connect_error") from None
+        self._observe(str(response.status_code))
         request_id = response.headers.get("X-Request-Id")
         if response.status_code != 201:
             code, message = error_fields(_json_or_none(response.content))

@@ -179,7 +179,8 @@ def health_families(snapshot: Snapshot) -> Iterator[Metric]:
 
     requests = CounterMetricFamily(
         "modelarts_api_requests",
-        "HTTP requests sent to ModelArts by API and response status ('none': no response).",
+        "HTTP requests sent to ModelArts (and IAM, api 'iam_tokens') by API and response "
+        "status ('none': no response; 401 and 403 start at 0).",
         labels=["project_id", "api", "code"],
     )
     for request_key, value in snapshot.requests:

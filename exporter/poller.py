@@ -70,8 +70,14 @@ class RequestLedger:
         self.requests: Counter[tuple[str, str, str]] = Counter()
         self.errors: Counter[tuple[str, str, str]] = Counter()
 
-    def request(self, project_id: str, api: Api, status: str) -> None:
-        self.requests[(project_id, api.value, status)] += 1
+    def request(self, project_id: str, api: str, status: str) -> None:
+        self.requests[(project_id, str(api), status)] += 1
+
+    def expect_refusals(self, project_id: str, api: str) -> None:
+        """Start the 401 and 403 counts at 0, so that a first refusal is an increase that
+        ``increase()`` sees, not the birth of a series at 1."""
+        for status in ("401", "403"):
+            self.requests.setdefault((project_id, str(api), status), 0)
 
     def error(self, project_id: str, api: Api, code: str) -> None:
         known = {c for (p, a, c) in self.errors if p == project_id and a == api.value}
@@ -106,6 +112,8 @@ class TargetPoller:
         self._clock = clock
         self._ledger = ledger
         self._log = log.bind(project_id=project_id)
+        for api in sorted({key.api for key in self.items}):
+            ledger.expect_refusals(project_id, api)
 
     async def poll(self, previous: dict[ItemKey, ItemState]) -> list[_Outcome]:
         if not self.items:

@@ -112,8 +112,16 @@ class TestGolden:
         assert len(served) == 3
 
     def test_iam_password_exposition_matches_golden(self, simulator: Simulator) -> None:
-        """Polling with an IAM password token renders the same bytes, one token fetched."""
+        """Polling with an IAM password token renders the same bytes plus the IAM request
+        counts; one token was fetched."""
         creds = {"type": "password", "user": USER, "password": PASSWORD, "domain": DOMAIN}
-        assert exposition(simulator.url, creds) == GOLDEN.read_text()
+        lines = exposition(simulator.url, creds).splitlines(keepends=True)
+        iam = [line for line in lines if 'api="iam_tokens"' in line]
+        assert iam == [
+            f'modelarts_api_requests_total{{api="iam_tokens",code="{code}",'
+            f'project_id="{PROJECT}"}} {value}\n'
+            for code, value in (("201", "1.0"), ("401", "0.0"), ("403", "0.0"))
+        ]
+        assert "".join(line for line in lines if line not in iam) == GOLDEN.read_text()
         token_requests = [r for r in simulator.requests() if r.path == "/v3/auth/tokens"]
         assert len(token_requests) == 1

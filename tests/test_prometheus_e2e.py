@@ -89,6 +89,11 @@ def stack(webhook: Webhook) -> Iterator[Stack]:
             "recording rules",
             lambda: bool(started.query("modelarts:pool_jobs_waiting:sum")),
         )
+        # rate() and increase() panels need at least two samples in their window.
+        wait_for(
+            "three scrapes of history",
+            lambda: bool(started.query('count_over_time(up{job="modelarts-exporter"}[1m]) >= 3')),
+        )
         yield started
 
 

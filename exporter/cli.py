@@ -4,24 +4,32 @@
 
     modelarts-exporter [--config.file=config.yaml] [--web.listen-address=:10072]
                        [--log.level=info] [--log.format=json|console] [--version]
+                       [--shard=0 | --shard.from-hostname] [--total-shards=1]
     modelarts-exporter check-config [--config.file=…]   # print effective config, exit 0 or 2
     modelarts-exporter demo [--web.listen-address=…]    # built-in simulator + exporter
 
-Exit codes: 0 stopped cleanly, 1 runtime failure (e.g. the port is taken), 2 bad config.
+Exit codes: 0 stopped cleanly, 1 runtime failure (e.g. the port is taken), 2 bad config
+or flags.
+
+Sharding (``exporter.sharding``): n exporters with ``--shard=0..n-1 --total-shards=n`` split
+the pools between them; ``--shard.from-hostname`` takes the shard from a StatefulSet pod's
+hostname (``modelarts-exporter-2`` → 2). The sub-commands ignore these flags.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import yaml
 
 from exporter import __version__, config
 from exporter.errors import ConfigError
 from exporter.logs import LEVELS, make_logger
+from exporter.sharding import Shard, ordinal_from_hostname
 
 __all__ = ["DEFAULT_LISTEN_ADDRESS", "main"]
 
@@ -72,6 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sharding = parser.add_argument_group(
+        "sharding", "split the pools between several exporters, as kube-state-metrics does"
+    )
+    index = sharding.add_mutually_exclusive_group()
+    index.add_argument(
+        "--shard",
+        type=int,
+        default=0,
+        metavar="I",
+        help="this exporter's shard, 0 <= I < --total-shards (default: 0)",
+    )
+    index.add_argument(
+        "--shard.from-hostname",
+        dest="shard_from_hostname",
+        action="store_true",
+        help="take the shard from the hostname's trailing -<ordinal>, as in the StatefulSet "
+        "pod modelarts-exporter-2 (needs --total-shards)",
+    )
+    sharding.add_argument(
+        "--total-shards",
+        type=int,
+        default=None,
+        metavar="N",
+        help="number of shards; resource specs are polled by shard 0 (default: 1)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser(
         "check-config",
@@ -94,21 +127,51 @@ def _load(path: str) -> config.Config | None:
         return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _shard(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, hostname: Callable[[], str]
+) -> Shard:
+    """The shard the flags name; a usage error (exit 2) when they name none."""
+    total = 1 if args.total_shards is None else args.total_shards
+    if not args.shard_from_hostname:
+        try:
+            return Shard(args.shard, total)
+        except ValueError as exc:
+            parser.error(f"--shard={args.shard} --total-shards={total}: {exc}")
+    if args.total_shards is None:
+        parser.error("--shard.from-hostname needs --total-shards")
+    name = hostname()
+    try:
+        index = ordinal_from_hostname(name)
+    except ValueError as exc:
+        parser.error(f"--shard.from-hostname: {exc}")
+    try:
+        return Shard(index, total)
+    except ValueError as exc:
+        parser.error(f"--shard.from-hostname --total-shards={total}: hostname {name!r}: {exc}")
+
+
+def main(
+    argv: Sequence[str] | None = None, *, hostname: Callable[[], str] = socket.gethostname
+) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "demo":
         from exporter.demo import run_demo  # the simulator is loaded only for the demo
 
         log = make_logger(args.log_level, args.log_format)
         return run_demo(args.listen_address, log)
+    if args.command == "check-config":
+        cfg = _load(args.config_file)
+        if cfg is None:
+            return EXIT_CONFIG
+        print(yaml.safe_dump(config.redacted(cfg), sort_keys=False), end="")
+        return 0
+    shard = _shard(parser, args, hostname)
     cfg = _load(args.config_file)
     if cfg is None:
         return EXIT_CONFIG
-    if args.command == "check-config":
-        print(yaml.safe_dump(config.redacted(cfg), sort_keys=False), end="")
-        return 0
     secrets = [s.reveal() for s in config.iter_secrets(cfg)]
     log = make_logger(args.log_level, args.log_format, secrets)
     from exporter.app import run  # imported late so that --version and errors stay fast
 
-    return asyncio.run(run(cfg, args.listen_address, log))
+    return asyncio.run(run(cfg, args.listen_address, log, shard=shard))

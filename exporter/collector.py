@@ -14,8 +14,8 @@ Resource specs (one job type, ``specs[]``)::
     modelarts_specs{project_id="…",job_type="train"} 2
 
 Health: ``modelarts_up``, ``modelarts_poll_*`` per item, API request and error counters,
-cycle counters and ``modelarts_exporter_build_info``. Data older than ``stale_after`` is left
-out; health series stay so that an operator can see why.
+cycle counters, ``modelarts_exporter_build_info`` and ``modelarts_exporter_shard``. Data older
+than ``stale_after`` is left out; health series stay so that an operator can see why.
 """
 
 from __future__ import annotations
@@ -231,6 +231,15 @@ def _cycle_families(snapshot: Snapshot) -> Iterator[Metric]:
     )
     build.add_metric([__version__, platform.python_version()], 1.0)
     yield build
+    shard = GaugeMetricFamily(
+        "modelarts_exporter_shard",
+        "This exporter's shard of total_shards (value always 1): it polls the pools whose "
+        "stable hash falls to it, and shard 0 also polls the resource specs.",
+        labels=["shard", "total_shards"],
+    )
+    index, total = snapshot.shard
+    shard.add_metric([str(index), str(total)], 1.0)
+    yield shard
 
 
 class SnapshotCollector(Collector):

@@ -124,6 +124,8 @@ class Snapshot:
     #: (project_id, api, error code) -> failed polls
     errors: tuple[tuple[tuple[str, str, str], int], ...] = ()
     cycle: CycleStats = field(default_factory=CycleStats)
+    #: (index, total) of the exporter's shard (``exporter.sharding.Shard``); (0, 1) unsharded
+    shard: tuple[int, int] = (0, 1)
 
     def is_fresh(self, item: ItemState, now: float) -> bool:
         """Whether ``item``'s data may still be shown at ``now`` (not older than stale_after)."""

@@ -239,8 +239,10 @@ class Poller:
         ledger: RequestLedger,
         log: structlog.typing.FilteringBoundLogger,
         rng: random.Random | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self._targets = tuple(targets)
+        self._shard = shard
         self._interval = interval
         self._stale_after = stale_after
         self._jitter = jitter
@@ -263,6 +265,7 @@ class Poller:
             requests=tuple(sorted(self._ledger.requests.items())),
             errors=tuple(sorted(self._ledger.errors.items())),
             cycle=self._cycle,
+            shard=self._shard,
         )
 
     async def run_cycle(self) -> Snapshot:

@@ -1,4 +1,5 @@
-"""The Kubernetes manifests in deploy/kubernetes: kustomize base, example overlay, component.
+"""The Kubernetes manifests in deploy/kubernetes: kustomize base, example and sharded
+overlays, component.
 
 Every build is made by the real ``kubectl kustomize`` and validated by
 ``kubernetes-validate --strict`` against the Kubernetes API schemas. kubernetes-validate has
@@ -29,6 +30,8 @@ from typing import Any, TypeGuard
 
 import pytest
 import yaml
+
+from exporter.sharding import Shard, ordinal_from_hostname, shard_of
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
@@ -712,3 +715,155 @@ class TestNetwork:
         allowed = {(p["protocol"], p["port"]) for rule in egress for p in rule["ports"]}
         assert all(rule.get("ports") for rule in egress), "a rule without ports allows everything"
         assert allowed == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
+
+
+# --- the sharded overlay -----------------------------------------------------------------
+
+SHARDED = K8S / "overlays" / "sharded"
+SHARDS = 3
+
+
+class TestShardedOverlay:
+    """overlays/sharded: the example as a 3-replica StatefulSet of shards, still hardened."""
+
+    @staticmethod
+    def docs() -> tuple[Doc, ...]:
+        return build(SHARDED)
+
+    @classmethod
+    def statefulset(cls) -> Doc:
+        return one(cls.docs(), "StatefulSet")
+
+    @classmethod
+    def container(cls) -> Doc:
+        containers = cls.statefulset()["spec"]["template"]["spec"]["containers"]
+        assert len(containers) == 1
+        only: Doc = containers[0]
+        return only
+
+    def test_builds(self) -> None:
+        """It builds into the example's kinds with a StatefulSet instead of the Deployment."""
+        kinds = sorted(doc["kind"] for doc in self.docs())
+        expected = sorted(
+            "StatefulSet" if doc["kind"] == "Deployment" else doc["kind"]
+            for doc in objects("overlay")
+        )
+        assert kinds == expected
+
+    def test_kubernetes_validate_strict(self) -> None:
+        """kubernetes-validate --strict passes every Kubernetes object without WARN or ERROR."""
+        docs = [doc for doc in self.docs() if doc["kind"] not in OPERATOR_KINDS]
+        result = TestSchemas.validate(docs)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "ERROR" not in output
+        assert "WARN" not in output
+        assert "passed for resource statefulset/modelarts-exporter" in output
+        assert output.count(" passed for resource ") == len(docs), output
+
+    def test_three_replicas_with_a_headless_governing_service(self) -> None:
+        """3 replicas, started in parallel, governed by the headless Service that selects them."""
+        spec = self.statefulset()["spec"]
+        assert spec["replicas"] == SHARDS
+        assert spec["podManagementPolicy"] == "Parallel"
+        assert "strategy" not in spec
+        service = one(self.docs(), "Service")
+        assert spec["serviceName"] == service["metadata"]["name"] == NAME
+        assert service["spec"]["clusterIP"] == "None"
+        pod_labels = spec["template"]["metadata"]["labels"]
+        assert matches(spec["selector"]["matchLabels"], pod_labels)
+        assert matches(service["spec"]["selector"], pod_labels)
+
+    def test_args_take_the_shard_from_the_hostname(self) -> None:
+        """The args add --shard.from-hostname and --total-shards equal to the replicas."""
+        args = self.container()["args"]
+        assert args == [
+            f"--config.file={CONFIG_DIR}/config.yaml",
+            "--log.format=json",
+            "--shard.from-hostname",
+            f"--total-shards={SHARDS}",
+        ]
+        # The pods are <StatefulSet name>-<ordinal>: ordinals 0..2 are exactly the shards.
+        name = self.statefulset()["metadata"]["name"]
+        pods = [f"{name}-{ordinal}" for ordinal in range(self.statefulset()["spec"]["replicas"])]
+        assert [Shard(ordinal_from_hostname(pod), SHARDS).index for pod in pods] == [0, 1, 2]
+
+    def test_pod_template_is_the_example_one(self) -> None:
+        """Apart from the two shard args and the config's name, the pod template is the
+        example Deployment's: nothing of it was copied or lost."""
+        deployment = one(objects("overlay"), "Deployment")
+        expected = copy.deepcopy(deployment["spec"]["template"])
+        expected["spec"]["containers"][0]["args"] += [
+            "--shard.from-hostname",
+            f"--total-shards={SHARDS}",
+        ]
+        configmap = one(self.docs(), "ConfigMap")["metadata"]["name"]
+        for volume in expected["spec"]["volumes"]:
+            if "configMap" in volume:
+                volume["configMap"]["name"] = configmap
+        assert self.statefulset()["spec"]["template"] == expected
+
+    def test_hardening(self) -> None:
+        """The StatefulSet's pods keep every hardening setting of the base."""
+        spec = self.statefulset()["spec"]["template"]["spec"]
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True
+        assert (pod["runAsUser"], pod["runAsGroup"], pod["fsGroup"]) == (10001, 10001, 10001)
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["serviceAccountName"] == NAME
+        context = self.container()["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context.get("privileged", False) is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        volumes = {volume["name"]: volume for volume in spec["volumes"]}
+        mounts = {mount["mountPath"]: mount for mount in self.container()["volumeMounts"]}
+        secret = volumes[mounts[SECRET_DIR]["name"]]["secret"]
+        assert secret == {"secretName": SECRET_NAME, "defaultMode": 0o440}
+        assert mounts[SECRET_DIR]["readOnly"] is True
+        assert mounts[CONFIG_DIR]["readOnly"] is True
+        assert self.container()["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert self.container()["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+    def test_servicemonitor_scrapes_every_shard(self) -> None:
+        """The ServiceMonitor selects the headless Service, which selects every shard's pod."""
+        docs = self.docs()
+        service, monitor = one(docs, "Service"), one(docs, "ServiceMonitor")
+        assert matches(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+        assert [p["name"] for p in service["spec"]["ports"]] == ["metrics"]
+        services = [doc for doc in docs if doc["kind"] == "Service"]
+        assert len(services) == 1, "a second selected Service would scrape each pod twice"
+
+    def test_every_shard_has_pools(self) -> None:
+        """The overlay's config gives each of the 3 shards some pools to poll."""
+        text = config_text_of(self.docs())
+        assert text == (SHARDED / "config.yaml").read_text(encoding="utf-8")
+        owners = [
+            shard_of(target["project_id"], pool, SHARDS)
+            for target in yaml.safe_load(text)["targets"]
+            for pool in target["pools"]
+        ]
+        assert sorted(set(owners)) == [0, 1, 2]
+
+    def test_check_config(self, tmp_path: Path) -> None:
+        """modelarts-exporter check-config accepts the sharded ConfigMap's config."""
+        secrets = tmp_path / "secrets"
+        secrets.mkdir()
+        for key in ("access_key", "secret_key"):
+            (secrets / key).write_text(f"test-{key}-not-real-0000\n", encoding="utf-8")
+        config_file = tmp_path / "config.yaml"
+        text = config_text_of(self.docs()).replace(SECRET_DIR + "/", f"{secrets}/")
+        config_file.write_text(text, encoding="utf-8")
+        result = run(
+            sys.executable, "-m", "exporter", "check-config", f"--config.file={config_file}"
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def config_text_of(docs: tuple[Doc, ...]) -> str:
+    data = one(docs, "ConfigMap")["data"]
+    assert set(data) == {"config.yaml"}
+    text: str = data["config.yaml"]
+    return text

@@ -175,6 +175,7 @@ def exporter_rss(pools: int) -> dict[str, float]:
                     {
                         "poll_interval": "5s",
                         "max_concurrency": 16,
+                        "requests_per_second": 100000,
                         "targets": [
                             {
                                 "project_id": PROJECT,

@@ -18,12 +18,14 @@ from structlog.typing import FilteringBoundLogger
 
 from exporter import __version__
 from exporter.auth import AkSkAuth, IamTokenAuth, IamTokenSource
+from exporter.budget import RequestBudget
 from exporter.client import ModelArtsClient
 from exporter.config import AkSkCredentials, Config, Target
 from exporter.exposition import ExpositionCache, process_metrics
 from exporter.models import Api, ItemKey, Snapshot
 from exporter.poller import Clock, Poller, RequestLedger, SystemClock, TargetPoller
 from exporter.server import MetricsServer
+from exporter.sharding import UNSHARDED, Shard
 
 __all__ = ["Exporter", "build", "run"]
 
@@ -32,11 +34,12 @@ USER_AGENT = f"modelarts-exporter/{__version__}"
 IAM_TOKENS = "iam_tokens"
 
 
-def items_of(target: Target) -> list[ItemKey]:
-    """The items a target polls: its pools, then its job types."""
-    return [ItemKey(target.project_id, Api.WORKLOAD_STATISTICS, p) for p in target.pools] + [
+def items_of(target: Target, shard: Shard = UNSHARDED) -> list[ItemKey]:
+    """The items of a target that ``shard`` polls: its pools, then its job types."""
+    items = [ItemKey(target.project_id, Api.WORKLOAD_STATISTICS, p) for p in target.pools] + [
         ItemKey(target.project_id, Api.RESOURCE_SPECS, j) for j in target.job_types
     ]
+    return [item for item in items if shard.owns(item)]
 
 
 def _http_client(
@@ -79,13 +82,22 @@ def build(
     log: FilteringBoundLogger,
     clock: Clock | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    shard: Shard = UNSHARDED,
 ) -> Exporter:
-    """Wire an exporter for ``config``; ``transport`` replaces the network in tests."""
+    """Wire an exporter for ``config``; ``transport`` replaces the network in tests.
+
+    Only the items ``shard`` owns are polled. A target none of whose items it owns gets no
+    client and no poller, so this exporter publishes nothing for its project, not even
+    ``modelarts_up``: that comes from the shards that own its items.
+    """
     clock = clock or SystemClock()
     ledger = RequestLedger()
     clients: list[httpx.AsyncClient] = []
     targets: list[TargetPoller] = []
     for target in config.targets:
+        items = items_of(target, shard)
+        if not items:
+            continue
         auth: httpx.Auth
         creds = target.credentials
         if isinstance(creds, AkSkCredentials):
@@ -115,11 +127,19 @@ def build(
             observe=partial(ledger.request, target.project_id),
             clock=clock.wall,
             rng=random.Random(),
+            # Not the IAM token requests above: another service, about once a day.
+            budget=RequestBudget(
+                target.requests_per_second,
+                target.burst,
+                clock=clock.monotonic,
+                max_pause=config.retry.max_backoff,
+                log=log.bind(project_id=target.project_id),
+            ),
         )
         targets.append(
             TargetPoller(
                 target.project_id,
-                items_of(target),
+                items,
                 client,
                 target.max_concurrency,
                 clock,
@@ -127,7 +147,8 @@ def build(
                 log,
             )
         )
-    initial = Snapshot(config.poll_interval, config.stale_after)
+    identity = (shard.index, shard.total)
+    initial = Snapshot(config.poll_interval, config.stale_after, shard=identity)
     cache = ExpositionCache(initial, clock.wall, process_metrics())
 
     async def publish(snapshot: Snapshot) -> None:
@@ -142,6 +163,7 @@ def build(
         clock=clock,
         ledger=ledger,
         log=log,
+        shard=identity,
     )
     return Exporter(poller=poller, cache=cache, clients=clients)
 
@@ -151,12 +173,13 @@ async def run(
     listen_address: str,
     log: FilteringBoundLogger,
     *,
+    shard: Shard = UNSHARDED,
     stop: asyncio.Event | None = None,
     on_listening: Callable[[int], None] | None = None,
 ) -> int:
     """Serve /metrics and poll until SIGTERM/SIGINT (or ``stop``); return the exit code."""
     stop = stop or asyncio.Event()
-    exporter = build(config, log)
+    exporter = build(config, log, shard=shard)
     try:
         server = MetricsServer(listen_address, exporter.cache.payload, exporter.ready)
     except OSError as exc:
@@ -175,6 +198,8 @@ async def run(
         port=server.port,
         targets=len(config.targets),
         poll_interval_seconds=config.poll_interval,
+        shard=shard.index,
+        total_shards=shard.total,
     )
     if on_listening is not None:
         on_listening(server.port)

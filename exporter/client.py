@@ -6,6 +6,11 @@ total (connect, send, receive). Retried: 5xx, 429 (after ``Retry-After`` when gi
 401/403 (more than five bad signatures lock the customer's AK/SK for five minutes) and other
 4xx. Bodies larger than ``max_body_bytes`` (after decompression) are refused unread.
 No Prometheus here: every HTTP answer is reported to ``observe(api, status)``.
+
+With a ``budget`` (:class:`~exporter.budget.RequestBudget`, one per target), every attempt,
+retries included, first waits for a token, and every 429 tells the budget, which then slows
+and pauses the whole target, not just the request that was refused. Waiting for a token is
+not part of an attempt's ``timeout``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
+from exporter.budget import RequestBudget
 from exporter.config import RetryPolicy
 from exporter.errors import (
     ApiError,
@@ -90,6 +96,7 @@ class ModelArtsClient:
         clock: Callable[[], float],
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         self._http = http
         self._endpoint = endpoint.rstrip("/")
@@ -101,6 +108,7 @@ class ModelArtsClient:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._budget = budget
 
     async def workload_statistics(self, pool: str) -> WorkloadStatistics:
         """ShowWorkloadStatistics: job counts by type and status in one pool."""
@@ -133,6 +141,8 @@ class ModelArtsClient:
                 await self._sleep(delay)
 
     async def _attempt(self, api: Api, url: str) -> _Body:
+        if self._budget is not None:
+            await self._budget.acquire()
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._http.stream("GET", url) as response:
@@ -152,7 +162,10 @@ class ModelArtsClient:
         self._observe(api, str(response.status_code))
         request_id = response.headers.get("X-Request-Id")
         if not 200 <= response.status_code < 300:
-            raise self._error(response, raw, request_id)
+            failure = self._error(response, raw, request_id)
+            if isinstance(failure, ThrottledError) and self._budget is not None:
+                self._budget.throttled(failure.retry_after)
+            raise failure
         return _Body(raw, response.status_code, request_id)
 
     async def _read(self, response: httpx.Response) -> bytes:

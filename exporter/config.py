@@ -11,6 +11,7 @@ that opens the file. Every key is documented in ``config.example.yaml``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -25,6 +26,7 @@ from exporter.errors import ConfigError
 
 __all__ = [
     "DEFAULT_ACCESS_KEY_ENV",
+    "DEFAULT_REQUESTS_PER_SECOND",
     "DEFAULT_SECRET_KEY_ENV",
     "DEFAULT_SECURITY_TOKEN_ENV",
     "AkSkCredentials",
@@ -34,6 +36,7 @@ __all__ = [
     "RetryPolicy",
     "Secret",
     "Target",
+    "default_burst",
     "load",
     "parse",
     "parse_duration",
@@ -43,6 +46,18 @@ __all__ = [
 DEFAULT_ACCESS_KEY_ENV = "HUAWEICLOUD_SDK_AK"
 DEFAULT_SECRET_KEY_ENV = "HUAWEICLOUD_SDK_SK"  # noqa: S105 - a variable name
 DEFAULT_SECURITY_TOKEN_ENV = "HUAWEICLOUD_SDK_SECURITY_TOKEN"  # noqa: S105
+#: The request budget's default rate, per target (see ``exporter.budget``).
+#: A quarter of API Gateway's default per-API limit (200/s), leaving room for other tools;
+#: about 3000 pools and job types fit in a 60 s interval.
+DEFAULT_REQUESTS_PER_SECOND = 50.0
+
+
+def default_burst(requests_per_second: float) -> int:
+    """``burst`` when not configured: the whole part of the rate, at least 1."""
+    return max(1, math.floor(requests_per_second))
+
+
+DEFAULT_BURST = default_burst(DEFAULT_REQUESTS_PER_SECOND)
 
 _MISSING: Any = object()
 _NONE: tuple[str, ...] = ()
@@ -108,6 +123,9 @@ class Target:
     job_types: tuple[str, ...]
     credentials: Credentials
     max_concurrency: int
+    #: The request budget (``exporter.budget``): average rate and burst, retries included.
+    requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
+    burst: int = DEFAULT_BURST
 
 
 @dataclass(frozen=True)
@@ -120,6 +138,9 @@ class Config:
     max_response_bytes: int
     retry: RetryPolicy
     targets: tuple[Target, ...]
+    #: Defaults of the targets' request budgets (each target may override them).
+    requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
+    burst: int = DEFAULT_BURST
 
 
 # ---------------------------------------------------------------------------- primitives
@@ -147,6 +168,17 @@ def _positive_int(value: object, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(path, f"expected a whole number >= 1, got {value!r}")
     return value
+
+
+def _positive_number(value: object, path: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(path, f"expected a number > 0, got {value!r}")
+    return float(value)
 
 
 def _string(value: object, path: str) -> str:
@@ -363,13 +395,27 @@ _TARGET_KEYS = (
     "resource_specs",
     "credentials",
     "max_concurrency",
+    "requests_per_second",
+    "burst",
 )
 
 
-def _target(value: object, path: str, ctx: _Context, max_concurrency: int) -> Target:
+@dataclass(frozen=True)
+class _TargetDefaults:
+    """Top-level values a target inherits; ``burst`` is None when not set at the top."""
+
+    max_concurrency: int
+    requests_per_second: float
+    burst: int | None
+
+
+def _target(value: object, path: str, ctx: _Context, defaults: _TargetDefaults) -> Target:
     section = _Section(value, path, _TARGET_KEYS)
     project_id = section.take("project_id", _project_id)
     region = section.take("region", _region)
+    rate = section.take("requests_per_second", _positive_number, defaults.requests_per_second)
+    # An unset burst follows this target's own rate unless the top level sets one.
+    burst = defaults.burst if defaults.burst is not None else default_burst(rate)
     target = Target(
         project_id=project_id,
         region=region,
@@ -379,19 +425,21 @@ def _target(value: object, path: str, ctx: _Context, max_concurrency: int) -> Ta
         job_types=section.take("resource_specs", _job_types, _NONE),
         credentials=section.take("credentials", lambda v, p: _credentials(v, p, ctx), None)
         or _credentials({}, section.at("credentials"), ctx),
-        max_concurrency=section.take("max_concurrency", _positive_int, max_concurrency),
+        max_concurrency=section.take("max_concurrency", _positive_int, defaults.max_concurrency),
+        requests_per_second=rate,
+        burst=section.take("burst", _positive_int, burst),
     )
     if not target.pools and not target.job_types:
         raise ConfigError(path, "nothing to poll: set pools or resource_specs.job_types")
     return target
 
 
-def _targets(value: object, path: str, ctx: _Context, max_concurrency: int) -> tuple[Target, ...]:
+def _targets(
+    value: object, path: str, ctx: _Context, defaults: _TargetDefaults
+) -> tuple[Target, ...]:
     if not isinstance(value, list) or not value:
         raise ConfigError(path, "expected a non-empty list of targets")
-    targets = tuple(
-        _target(item, f"{path}[{i}]", ctx, max_concurrency) for i, item in enumerate(value)
-    )
+    targets = tuple(_target(item, f"{path}[{i}]", ctx, defaults) for i, item in enumerate(value))
     for i, target in enumerate(targets):
         for j, earlier in enumerate(targets[:i]):
             if earlier.project_id == target.project_id:
@@ -421,6 +469,8 @@ _TOP_LEVEL_KEYS = (
     "timeout",
     "max_concurrency",
     "max_response_bytes",
+    "requests_per_second",
+    "burst",
     "retry",
     "targets",
 )
@@ -436,6 +486,9 @@ def parse(
     root = _Section(_expand_tree(data, environ, ""), "", _TOP_LEVEL_KEYS)
     interval = root.take("poll_interval", parse_duration, 60.0)
     max_concurrency = root.take("max_concurrency", _positive_int, 8)
+    rate = root.take("requests_per_second", _positive_number, DEFAULT_REQUESTS_PER_SECOND)
+    burst: int | None = root.take("burst", _positive_int, None)
+    defaults = _TargetDefaults(max_concurrency, rate, burst)
     config = Config(
         poll_interval=interval,
         stale_after=root.take("stale_after", parse_duration, 3 * interval),
@@ -444,7 +497,9 @@ def parse(
         max_concurrency=max_concurrency,
         max_response_bytes=root.take("max_response_bytes", _positive_int, 4 * 1024 * 1024),
         retry=root.take("retry", _retry, RetryPolicy()),
-        targets=root.take("targets", lambda v, p: _targets(v, p, ctx, max_concurrency)),
+        targets=root.take("targets", lambda v, p: _targets(v, p, ctx, defaults)),
+        requests_per_second=rate,
+        burst=default_burst(rate) if burst is None else burst,
     )
     if config.stale_after < config.poll_interval:
         raise ConfigError("stale_after", "must be at least poll_interval")

@@ -42,6 +42,10 @@ def items_of(target: Target, shard: Shard = UNSHARDED) -> list[ItemKey]:
     return [item for item in items if shard.owns(item)]
 
 
+def _rate_of(budget: RequestBudget) -> float:
+    return budget.effective_rate
+
+
 def _http_client(
     target: Target,
     config: Config,
@@ -117,6 +121,13 @@ def build(
             auth = IamTokenAuth(source)
         http = _http_client(target, config, auth, transport)
         clients.append(http)
+        budget = RequestBudget(
+            target.requests_per_second,
+            target.burst,
+            clock=clock.monotonic,
+            max_pause=config.retry.max_backoff,
+            log=log.bind(project_id=target.project_id),
+        )
         client = ModelArtsClient(
             http,
             endpoint=target.endpoint,
@@ -128,13 +139,7 @@ def build(
             clock=clock.wall,
             rng=random.Random(),
             # Not the IAM token requests above: another service, about once a day.
-            budget=RequestBudget(
-                target.requests_per_second,
-                target.burst,
-                clock=clock.monotonic,
-                max_pause=config.retry.max_backoff,
-                log=log.bind(project_id=target.project_id),
-            ),
+            budget=budget,
         )
         targets.append(
             TargetPoller(
@@ -145,6 +150,7 @@ def build(
                 clock,
                 ledger,
                 log,
+                request_rate=partial(_rate_of, budget),
             )
         )
     identity = (shard.index, shard.total)

@@ -196,6 +196,16 @@ def health_families(snapshot: Snapshot) -> Iterator[Metric]:
     for error_key, value in snapshot.errors:
         errors.add_metric(list(error_key), value)
     yield errors
+
+    rates = GaugeMetricFamily(
+        "modelarts_request_budget_rate",
+        "Requests per second the project's request budget allows now: requests_per_second, "
+        "lower after a 429 until it recovers.",
+        labels=["project_id"],
+    )
+    for project, rate in snapshot.request_rates:
+        rates.add_metric([project], rate)
+    yield rates
     yield from _cycle_families(snapshot)
 
 

@@ -126,6 +126,8 @@ class Snapshot:
     cycle: CycleStats = field(default_factory=CycleStats)
     #: (index, total) of the exporter's shard (``exporter.sharding.Shard``); (0, 1) unsharded
     shard: tuple[int, int] = (0, 1)
+    #: project_id -> requests per second its request budget allows now
+    request_rates: tuple[tuple[str, float], ...] = ()
 
     def is_fresh(self, item: ItemState, now: float) -> bool:
         """Whether ``item``'s data may still be shown at ``now`` (not older than stale_after)."""

@@ -104,9 +104,12 @@ class TargetPoller:
         clock: Clock,
         ledger: RequestLedger,
         log: structlog.typing.FilteringBoundLogger,
+        request_rate: Callable[[], float] | None = None,
     ) -> None:
         self.project_id = project_id
         self.items = tuple(items)
+        #: The request budget's current rate, when the target has a budget.
+        self.request_rate = request_rate
         self._source = source
         self._limit = asyncio.Semaphore(max_concurrency)
         self._clock = clock
@@ -266,6 +269,9 @@ class Poller:
             errors=tuple(sorted(self._ledger.errors.items())),
             cycle=self._cycle,
             shard=self._shard,
+            request_rates=tuple(
+                sorted((t.project_id, t.request_rate()) for t in self._targets if t.request_rate)
+            ),
         )
 
     async def run_cycle(self) -> Snapshot:

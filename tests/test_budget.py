@@ -30,9 +30,12 @@ from exporter import app, config
 from exporter.budget import DEFAULT_PAUSE, MIN_RATE, RequestBudget
 from exporter.client import ModelArtsClient
 from exporter.config import AkSkCredentials, RetryPolicy, Secret, Target
+from exporter.config import parse as parse_config
 from exporter.models import Snapshot
 from exporter.poller import SystemClock
 from exporter.simulator import Fault, RecordedRequest, Simulator
+from tests.promtext import parse as samples
+from tests.promtext import value
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 ENV = {"HUAWEICLOUD_SDK_AK": "AK-FROM-ENV-0001", "HUAWEICLOUD_SDK_SK": "sk-from-env-secret"}
@@ -628,3 +631,42 @@ class TestOverSockets:
         assert event["effective_requests_per_second"] == 10.0
         assert event["pause_seconds"] == 1.0
         assert event["retry_after_seconds"] == 1.0
+
+
+class TestBudgetGauge:
+    def test_throttled_target_shows_its_reduced_rate(self) -> None:
+        """After a 429, modelarts_request_budget_rate shows the halved rate of that project
+        while the other project keeps its configured rate."""
+        slow, calm = "a" * 32, "b" * 32
+        answered: set[str] = set()
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            if slow in request.url.path and slow not in answered:
+                answered.add(slow)
+                return httpx.Response(429, headers={"Retry-After": "0"}, json={})
+            body = {"statistics": {"items": [{"type": "train", "total": 1, "status": {}}]}}
+            return httpx.Response(200, json=body)
+
+        target = {"region": "cn-north-4", "pools": ["p"], "requests_per_second": 20}
+        cfg = parse_config(
+            {"targets": [{**target, "project_id": slow}, {**target, "project_id": calm}]},
+            environ={"HUAWEICLOUD_SDK_AK": "AK0000", "HUAWEICLOUD_SDK_SK": "SK0000"},
+        )
+        exporter = app.build(
+            cfg,
+            structlog.wrap_logger(structlog.ReturnLogger()),
+            transport=httpx.MockTransport(handler),
+        )
+
+        async def cycle() -> str:
+            try:
+                await exporter.poller.run_cycle()
+            finally:
+                await exporter.close()
+            return exporter.cache.current().text.plain.decode()
+
+        exposed = samples(asyncio.run(cycle()))
+        slowed = value(exposed, "modelarts_request_budget_rate", project_id=slow)
+        assert slowed is not None
+        assert 10.0 <= slowed < 20.0  # halved, possibly recovering a little since
+        assert value(exposed, "modelarts_request_budget_rate", project_id=calm) == 20.0

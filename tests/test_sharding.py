@@ -351,6 +351,7 @@ DATA_FAMILIES = {
 #: Per-process families: every exporter has its own (timings, counters, identity).
 PER_PROCESS = {
     "modelarts_up",
+    "modelarts_request_budget_rate",
     "modelarts_api_requests_total",
     "modelarts_poll_errors_total",
     "modelarts_poll_duration_seconds",

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from exporter import __version__
+from tests.processes import run_cli
 
 AK = "CLISENTINELACCESSKEY"
 SK = "cli-sentinel-secret-key-value"
@@ -19,11 +20,8 @@ PROJECT = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "exporter", *args]
-    environment = {**os.environ, **(env or {})}
-    return subprocess.run(
-        command, capture_output=True, text=True, env=environment, timeout=30, check=False
-    )
+    """The CLI with ``env`` added to this process's environment."""
+    return run_cli(*args, env={**os.environ, **(env or {})})
 
 
 def write_config(tmp_path: Path, text: str) -> Path:

@@ -6,23 +6,20 @@ states one behaviour and waits, with a deadline, until /metrics shows it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
 from exporter.simulator import STATUS_KEYS, Fault, Simulator, default_specs
-from tests.promtext import Samples, parse, series, value
+from tests.processes import ExporterProcess, start_exporter
+from tests.promtext import Samples, series, value
 
 pytestmark = pytest.mark.e2e
 
@@ -36,16 +33,8 @@ GIB = 2**30
 
 
 @dataclass
-class Running:
-    process: subprocess.Popen[str]
-    url: str
-    simulator: Simulator
-    log_path: Path
-
-    def scrape(self) -> Samples:
-        response = httpx.get(f"{self.url}/metrics", timeout=5)
-        assert response.status_code == 200
-        return parse(response.text)
+class Running(ExporterProcess):
+    simulator: Simulator = field(kw_only=True)
 
     def until(self, check: Callable[[Samples], bool], timeout: float = 10.0) -> Samples:
         """Scrape until ``check`` holds; fail with the last scrape after ``timeout``."""
@@ -58,9 +47,6 @@ class Running:
                 pytest.fail(f"condition not met within {timeout}s")
             time.sleep(0.1)
 
-    def logs(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
-
 
 def pool_counts(train_running: int) -> dict[str, dict[str, int]]:
     return {
@@ -68,11 +54,6 @@ def pool_counts(train_running: int) -> dict[str, dict[str, int]]:
         "infer": {"Running": 4, "Abnormal": 1},
         "notebook": {"Running": 2, "Terminated": 7},
     }
-
-
-def exporter_command() -> list[str]:
-    script = Path(sys.executable).with_name("modelarts-exporter")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "exporter"]
 
 
 @pytest.fixture(scope="module")
@@ -101,50 +82,19 @@ targets:
       job_types: [train, inference]
 """
     )
-    log_path = workdir / "exporter.log"
     env = {**os.environ, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                *exporter_command(),
-                f"--config.file={config}",
-                "--web.listen-address=127.0.0.1:0",
-                "--log.format=json",
-                "--log.level=debug",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            text=True,
-        )
-    running = Running(process, "", simulator, log_path)
     try:
-        running.url = f"http://127.0.0.1:{wait_for_port(running)}"
-        wait_ready(running.url)
-        yield running
+        exporter = start_exporter(config, workdir / "exporter.log", env, "--log.level=debug")
+        try:
+            running = Running(
+                exporter.process, exporter.log_path, exporter.url, simulator=simulator
+            )
+            running.wait_ready()
+            yield running
+        finally:
+            exporter.kill()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
         simulator.stop()
-
-
-def wait_for_port(running: Running) -> int:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        for entry in running.logs() if running.log_path.exists() else []:
-            if entry.get("event") == "exporter_started":
-                return int(entry["port"])
-        assert running.process.poll() is None, running.log_path.read_text()
-        time.sleep(0.05)
-    pytest.fail("exporter did not start")
-
-
-def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 15
-    while httpx.get(f"{url}/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "exporter not ready in 15 s"
-        time.sleep(0.05)
 
 
 def failed_polls(samples: Samples, error_code: str) -> float:

@@ -32,6 +32,7 @@ import pytest
 import yaml
 
 from exporter.sharding import Shard, ordinal_from_hostname, shard_of
+from tests.processes import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
@@ -633,15 +634,7 @@ class TestConfig:
         assert SECRET_DIR + "/" in text
         config_file.write_text(text.replace(SECRET_DIR + "/", f"{secrets}/"), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUAWEICLOUD_SDK_")}
-        result = subprocess.run(
-            [sys.executable, "-m", "exporter", "check-config", f"--config.file={config_file}"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_cli("check-config", f"--config.file={config_file}", env=env)
         assert result.returncode == 0, result.stderr
         effective = yaml.safe_load(result.stdout)
         source = yaml.safe_load(text)

@@ -14,14 +14,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 import structlog
 
@@ -29,8 +25,8 @@ from exporter import app, cli, config, sharding
 from exporter.models import Api, ItemKey, Snapshot
 from exporter.sharding import UNSHARDED, Shard, ordinal_from_hostname, shard_of
 from exporter.simulator import Simulator, default_specs
-from tests.promtext import Samples, parse, series, value
-from tests.test_e2e import exporter_command, wait_ready
+from tests.processes import ExporterProcess, start_exporter
+from tests.promtext import Samples, series, value
 
 PROJECT = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
 OTHER = "6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b"
@@ -360,33 +356,6 @@ PER_PROCESS = {
 PER_PROCESS_PREFIXES = ("process_", "python_", "modelarts_exporter_")
 
 
-@dataclass
-class Exporter:
-    name: str
-    process: subprocess.Popen[str]
-    log_path: Path
-    url: str = ""
-
-    def logs(self) -> list[dict[str, Any]]:
-        text = self.log_path.read_text() if self.log_path.exists() else ""
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-    def started(self) -> dict[str, Any]:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            for entry in self.logs():
-                if entry.get("event") == "exporter_started":
-                    return entry
-            assert self.process.poll() is None, f"{self.name}: {self.log_path.read_text()}"
-            time.sleep(0.05)
-        pytest.fail(f"{self.name} did not start")
-
-    def scrape(self) -> Samples:
-        response = httpx.get(f"{self.url}/metrics", timeout=5)
-        assert response.status_code == 200
-        return parse(response.text)
-
-
 def pool_counts(i: int) -> dict[str, dict[str, int]]:
     return {
         "train": {"Queue": i % 3, "Running": i, "Failed": i % 2},
@@ -396,7 +365,7 @@ def pool_counts(i: int) -> dict[str, dict[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Exporter]]:
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ExporterProcess]]:
     """The simulator, three shards and one unsharded exporter, all ready."""
     workdir = tmp_path_factory.mktemp("sharding")
     simulator = Simulator(access_keys={AK: SK})
@@ -412,35 +381,16 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Export
     env = {**os.environ, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
     runs = {f"shard{i}": [f"--shard={i}", "--total-shards=3"] for i in range(3)}
     runs["single"] = []
-    fleet: dict[str, Exporter] = {}
+    fleet: dict[str, ExporterProcess] = {}
     try:
         for name, flags in runs.items():
-            log_path = workdir / f"{name}.log"
-            with log_path.open("w") as log:
-                process = subprocess.Popen(
-                    [
-                        *exporter_command(),
-                        f"--config.file={path}",
-                        "--web.listen-address=127.0.0.1:0",
-                        "--log.format=json",
-                        *flags,
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    text=True,
-                )
-            fleet[name] = Exporter(name, process, log_path)
+            fleet[name] = start_exporter(path, workdir / f"{name}.log", env, *flags)
         for exporter in fleet.values():
-            exporter.url = f"http://127.0.0.1:{exporter.started()['port']}"
-        for exporter in fleet.values():
-            wait_ready(exporter.url)
+            exporter.wait_ready()
         yield fleet
     finally:
         for exporter in fleet.values():
-            if exporter.process.poll() is None:
-                exporter.process.kill()
-                exporter.process.wait()
+            exporter.kill()
         simulator.stop()
 
 
@@ -458,7 +408,7 @@ def data(samples: Samples) -> Samples:
 @pytest.mark.e2e
 class TestUnion:
     def test_shards_together_serve_exactly_the_unsharded_series(
-        self, fleet: dict[str, Exporter]
+        self, fleet: dict[str, ExporterProcess]
     ) -> None:
         """Every data series of the unsharded exporter is served by exactly one of the three
         shards, with the same value, and the shards serve nothing else."""
@@ -479,7 +429,7 @@ class TestUnion:
         assert len(series(single, "modelarts_specs")) == 4
         assert set(series(single, "modelarts_poll_success").values()) == {1.0}
 
-    def test_specs_come_from_shard_0_only(self, fleet: dict[str, Exporter]) -> None:
+    def test_specs_come_from_shard_0_only(self, fleet: dict[str, ExporterProcess]) -> None:
         """Shard 0 serves all resource-spec series; shards 1 and 2 none."""
         spec_names = {n for n in DATA_FAMILIES if n.startswith("modelarts_spec")}
         for i in range(3):
@@ -490,7 +440,7 @@ class TestUnion:
             )
             assert len(resource) == (4 if i == 0 else 0)
 
-    def test_each_exporter_says_which_shard_it_is(self, fleet: dict[str, Exporter]) -> None:
+    def test_each_exporter_says_which_shard_it_is(self, fleet: dict[str, ExporterProcess]) -> None:
         """modelarts_exporter_shard and the exporter_started log name each one's shard."""
         expected = {f"shard{i}": (i, 3) for i in range(3)} | {"single": (0, 1)}
         for name, (index, total) in expected.items():
@@ -500,7 +450,9 @@ class TestUnion:
             started = fleet[name].started()
             assert (started["shard"], started["total_shards"]) == (index, total)
 
-    def test_up_only_where_a_shard_polls_the_project(self, fleet: dict[str, Exporter]) -> None:
+    def test_up_only_where_a_shard_polls_the_project(
+        self, fleet: dict[str, ExporterProcess]
+    ) -> None:
         """modelarts_up is 1 on every shard polling a project; the lone pool's project has
         modelarts_up on its owner only."""
         owner = shard_of(LONE, LONE_POOL, 3)

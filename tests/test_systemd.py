@@ -38,6 +38,7 @@ import yaml
 
 from exporter.cli import EXIT_CONFIG
 from exporter.simulator import Simulator, default_specs
+from tests.processes import run_cli
 from tests.promtext import Samples, parse, series, value
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,15 +200,7 @@ def check_config(
     env.pop("CREDENTIALS_DIRECTORY", None)
     if credentials_directory is not None:
         env["CREDENTIALS_DIRECTORY"] = str(credentials_directory)
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", f"--config.file={config}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli("check-config", f"--config.file={config}", env=env)
 
 
 # --- the seccomp sandbox -----------------------------------------------------------------

@@ -151,6 +151,7 @@ def build(
                 ledger,
                 log,
                 request_rate=partial(_rate_of, budget),
+                refusal_backoff=config.poll_interval,
             )
         )
     identity = (shard.index, shard.total)

@@ -50,6 +50,8 @@ LOCAL_CODES = (
     "response_too_large",
     "http_error",
     "skipped_auth_failure",
+    "skipped_auth_backoff",
+    "skipped_unreachable",
     "internal_error",
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -119,17 +120,27 @@ def parse_workload_statistics(body: object) -> WorkloadStatistics:
         statuses: dict[str, float] = {}
         for status, count in _object(item.get("status", {}), f"{where}.status").items():
             # Interned: the same few status names repeat in every pool.
-            name = sys.intern(status.lower())
+            name = sys.intern(_text(status.lower()))
             statuses.setdefault(name, _count(count, f"{where}.status.{status}"))
         job_types.setdefault(
             job_type,
             JobTypeStatistics(
-                job_type=sys.intern(job_type),
+                job_type=sys.intern(_text(job_type)),
                 total=None if total is None else _count(total, f"{where}.total"),
                 statuses=tuple(statuses.items()),
             ),
         )
     return WorkloadStatistics(job_types=tuple(job_types.values()))
+
+
+#: json.loads joins valid surrogate pairs, so any surrogate left in a str is a lone one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    """A string that can be encoded as UTF-8: JSON may carry lone surrogates (``\\ud800``),
+    which would make the whole exposition unrenderable; they become U+FFFD."""
+    return _SURROGATE.sub("\ufffd", value)
 
 
 def _label(value: object) -> str:
@@ -140,7 +151,7 @@ def _label(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return value if isinstance(value, str) else json.dumps(value)[:64]
+    return _text(value) if isinstance(value, str) else json.dumps(value)[:64]
 
 
 def _flag(value: object) -> bool | None:
@@ -157,7 +168,7 @@ def _spec(raw: object, where: str) -> ResourceSpec:
     if not isinstance(code, str) or not code:
         raise _invalid(f"{where}.spec_code", "expected a non-empty string")
     return ResourceSpec(
-        spec_code=code,
+        spec_code=_text(code),
         spec_id=_label(spec.get("spec_id")),
         gpu_type=_label(spec.get("gpu_type")),
         storage=_label(spec.get("storage")),

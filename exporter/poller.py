@@ -41,6 +41,10 @@ __all__ = ["Clock", "Poller", "RequestLedger", "SystemClock", "TargetPoller"]
 
 #: Distinct error codes kept per (project, api) before new ones are counted as "other".
 MAX_ERROR_CODES = 32
+#: Items tried one at a time per cycle until one proves the credentials are accepted.
+PROBES = 3
+#: The longest a refused target waits before it is asked again (seconds).
+MAX_REFUSAL_BACKOFF = 900.0
 
 
 class Clock(Protocol):
@@ -105,11 +109,15 @@ class TargetPoller:
         ledger: RequestLedger,
         log: structlog.typing.FilteringBoundLogger,
         request_rate: Callable[[], float] | None = None,
+        refusal_backoff: float = 60.0,
     ) -> None:
         self.project_id = project_id
         self.items = tuple(items)
         #: The request budget's current rate, when the target has a budget.
         self.request_rate = request_rate
+        self._refusal_backoff = refusal_backoff
+        self._refusals = 0
+        self._resume_at = 0.0
         self._source = source
         self._limit = asyncio.Semaphore(max_concurrency)
         self._clock = clock
@@ -119,17 +127,51 @@ class TargetPoller:
             ledger.expect_refusals(project_id, api)
 
     async def poll(self, previous: dict[ItemKey, ItemState]) -> list[_Outcome]:
-        if not self.items:
-            return []
-        first = await self._poll_one(self.items[0], previous.get(self.items[0]))
-        if isinstance(first, _Refused):
-            rest = [self._skipped(key, previous.get(key)) for key in self.items[1:]]
-            return [first.outcome, *rest]
+        """Poll every item: probes first, one at a time, then the rest concurrently.
+
+        Probing goes on (at most ``PROBES`` items) until an answer proves the credentials
+        were accepted. A refusal, or no such answer, stops the target for this cycle; after
+        refused cycles in a row the target also waits out a growing backoff.
+        """
+        now = self._clock.monotonic()
+        if now < self._resume_at:
+            return [self._skipped(k, previous.get(k), "skipped_auth_backoff") for k in self.items]
+        outcomes: list[_Outcome] = []
+        remaining = list(self.items)
+        while remaining and len(outcomes) < PROBES:
+            key = remaining.pop(0)
+            result = await self._poll_one(key, previous.get(key))
+            if isinstance(result, _Refused):
+                self._back_off_after_refusal()
+                skipped = [self._skipped(k, previous.get(k)) for k in remaining]
+                return [*outcomes, result.outcome, *skipped]
+            outcomes.append(result)
+            if result.reached:
+                self._refusals = 0
+                break
+        else:
+            # No probe got an answer with accepted credentials: don't fan out blind.
+            code = "skipped_unreachable"
+            return [*outcomes, *(self._skipped(k, previous.get(k), code) for k in remaining)]
         refused = asyncio.Event()
         results = await asyncio.gather(
-            *(self._limited(key, previous.get(key), refused) for key in self.items[1:])
+            *(self._limited(key, previous.get(key), refused) for key in remaining)
         )
-        return [first, *results]
+        if refused.is_set():
+            self._back_off_after_refusal()
+        return [*outcomes, *results]
+
+    def _back_off_after_refusal(self) -> None:
+        """After the 2nd refused cycle in a row wait 2, then 4, 8 ... x the base (capped)
+        before asking again: a key that keeps being refused must not be tried every
+        interval until ModelArts locks it for every tool that uses it."""
+        self._refusals += 1
+        delay = min(MAX_REFUSAL_BACKOFF, self._refusal_backoff * 2.0 ** (self._refusals - 1))
+        if self._refusals >= 2:
+            self._resume_at = self._clock.monotonic() + delay
+            self._log.warning(
+                "target_backoff_after_refusal", refused_cycles=self._refusals, seconds=delay
+            )
 
     async def _limited(
         self, key: ItemKey, before: ItemState | None, refused: asyncio.Event
@@ -143,9 +185,11 @@ class TargetPoller:
             return result.outcome
         return result
 
-    def _skipped(self, key: ItemKey, before: ItemState | None) -> _Outcome:
-        self._ledger.error(self.project_id, key.api, "skipped_auth_failure")
-        state = _failed(key, before, self._clock.wall(), 0.0, "skipped_auth_failure", keep=True)
+    def _skipped(
+        self, key: ItemKey, before: ItemState | None, code: str = "skipped_auth_failure"
+    ) -> _Outcome:
+        self._ledger.error(self.project_id, key.api, code)
+        state = _failed(key, before, self._clock.wall(), 0.0, code, keep=True)
         return _Outcome(state, reached=False)
 
     async def _poll_one(self, key: ItemKey, before: ItemState | None) -> _Outcome | _Refused:
@@ -297,7 +341,10 @@ class Poller:
             items=len(self.snapshot.items),
             failed=failed,
         )
-        await self._publish(self.snapshot)
+        try:
+            await self._publish(self.snapshot)
+        except Exception:  # noqa: BLE001 - a render failure costs this cycle, not the process
+            self._log.exception("publish_failed", items=len(self.snapshot.items))
         return self.snapshot
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -646,3 +646,21 @@ class TestNeverCrashes:
         for item in result.specs:
             for label in (item.spec_id, item.gpu_type, item.storage, item.interface_type):
                 assert isinstance(label, str)
+
+
+class TestUnencodableStrings:
+    def test_lone_surrogates_become_replacement_characters(self) -> None:
+        """JSON's lone surrogate escapes in names are replaced, so the exposition can render."""
+        body = load_json(
+            b'{"statistics": {"items": [{"type": "tr\\ud800in", "total": 1,'
+            b' "status": {"Run\\udfffning": 1}}]}}'
+        )
+        (item,) = parse_workload_statistics(body).job_types
+        assert item.job_type == "tr\ufffdin"
+        assert item.statuses == (("run\ufffdning", 1.0),)
+        specs = parse_resource_specs(
+            load_json(b'{"specs": [{"spec_code": "gpu\\ud800", "gpu_type": "\\udc00"}]}')
+        )
+        assert (specs.specs[0].spec_code, specs.specs[0].gpu_type) == ("gpu\ufffd", "\ufffd")
+        rendered = f"{item.job_type}{specs.specs[0].spec_code}".encode()
+        assert rendered == "tr\ufffdingpu\ufffd".encode()

@@ -301,3 +301,111 @@ def test_error_codes_are_bounded_per_api() -> None:
     labels = {code for (_, _, code) in ledger.errors}
     assert len(labels) == 33
     assert ledger.errors[(PROJECT, "workload_statistics", "other")] == codes - 32
+
+
+class TestProbing:
+    def test_probe_falls_through_to_the_next_item_until_one_answers(self) -> None:
+        """A probe that gets no answer is followed by another; once one answers, the rest go."""
+        source = FakeSource({p: returns(stats(1)) for p in "abcd"})
+        source.behaviours["a"] = raises(TransportError(ErrorDetail(message="x"), "timeout"))
+        poller, _ = make_poller(source, list("abcd"), FakeClock())
+        snapshot = asyncio.run(poller.run_cycle())
+        assert source.calls[:2] == ["a", "b"]
+        assert sorted(source.calls) == list("abcd")
+        assert [i.success for i in snapshot.items] == [False, True, True, True]
+
+    def test_no_blind_fan_out_when_nothing_answers(self) -> None:
+        """When 3 probes in a row get no answer, the other items are skipped this cycle."""
+        error = TransportError(ErrorDetail(message="no route"), "connect_error")
+        source = FakeSource({p: raises(error) for p in "abcdefgh"})
+        poller, ledger = make_poller(source, list("abcdefgh"), FakeClock())
+        snapshot = asyncio.run(poller.run_cycle())
+        assert source.calls == ["a", "b", "c"]
+        codes = [i.error_code for i in snapshot.items]
+        assert codes == ["connect_error"] * 3 + ["skipped_unreachable"] * 5
+        assert ledger.errors[(PROJECT, "workload_statistics", "skipped_unreachable")] == 5
+
+
+class TestRefusalBackoff:
+    def test_repeatedly_refused_target_backs_off_exponentially(self) -> None:
+        """Refused cycles in a row are followed by 2, 4, 8 intervals of silence (at 60 s a
+        key is asked at 0, 1, 3, 7, 15 minutes), never once a minute until it is locked."""
+        clock = FakeClock()
+        source = FakeSource({p: raises(auth_error()) for p in "ab"})
+        poller, _ = make_poller(source, list("ab"), clock)
+        asked_at = []
+        for minute in range(16):
+            clock.now = 1_800_000_000.0 + 60 * minute
+            before = len(source.calls)
+            snapshot = asyncio.run(poller.run_cycle())
+            if len(source.calls) > before:
+                asked_at.append(minute)
+        assert asked_at == [0, 1, 3, 7, 15]
+        assert len(source.calls) == 5
+        clock.now += 60  # minute 16: inside the next wait, nothing asked, items say why
+        snapshot = asyncio.run(poller.run_cycle())
+        assert len(source.calls) == 5
+        assert {i.error_code for i in snapshot.items} == {"skipped_auth_backoff"}
+
+    def test_accepted_credentials_reset_the_backoff(self) -> None:
+        """After an accepted answer the next refusal starts the schedule from the beginning."""
+        clock = FakeClock()
+        source = FakeSource({p: raises(auth_error()) for p in "ab"})
+        poller, _ = make_poller(source, list("ab"), clock)
+        for minute in (0, 1):
+            clock.now = 1_800_000_000.0 + 60 * minute
+            asyncio.run(poller.run_cycle())
+        clock.now += 120  # minute 3: asked again (after the 2-interval wait) and accepted
+        source.behaviours = {p: returns(stats(1)) for p in "ab"}
+        assert all(i.success for i in asyncio.run(poller.run_cycle()).items)
+        source.behaviours = {p: raises(auth_error()) for p in "ab"}
+        calls = len(source.calls)
+        for _ in range(2):  # refused twice in a row again: asked both times
+            clock.now += 60
+            asyncio.run(poller.run_cycle())
+        assert len(source.calls) == calls + 2
+
+
+class TestPublishFailure:
+    def test_a_failing_publish_costs_one_cycle_not_the_loop(self) -> None:
+        """If rendering a snapshot raises, the loop logs it and goes on to the next cycle."""
+        source = FakeSource({"a": returns(stats(1))})
+        attempts: list[int] = []
+
+        async def publish(snapshot: Snapshot) -> None:
+            attempts.append(snapshot.cycle.cycles)
+            if len(attempts) == 1:
+                raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+        ledger = RequestLedger()
+        target = TargetPoller(
+            PROJECT,
+            [ItemKey(PROJECT, Api.WORKLOAD_STATISTICS, "a")],
+            source,
+            1,
+            SystemClock(),
+            ledger,
+            LOG,
+        )
+        poller = Poller(
+            [target],
+            interval=0.05,
+            stale_after=0.15,
+            jitter=0.0,
+            publish=publish,
+            clock=SystemClock(),
+            ledger=ledger,
+            log=LOG,
+        )
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            task = asyncio.create_task(poller.run(stop))
+            while len(attempts) < 2:
+                assert not task.done(), task
+                await asyncio.sleep(0.01)
+            stop.set()
+            await asyncio.wait_for(task, 1)
+
+        asyncio.run(scenario())
+        assert attempts[:2] == [1, 2]

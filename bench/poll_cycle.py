@@ -13,6 +13,13 @@ benchmark reads, from the exporter's own /metrics:
 - /metrics p50/p99 (gzip, keep-alive) and RSS after the measured cycles.
 
     .venv/bin/python bench/poll_cycle.py [--pools 100 1000 5000] [--cycles 5]
+
+``--soak N_CYCLES`` measures memory growth instead: ``--soak-pools`` pools (default 1000),
+simulator latency 0, ``poll_interval`` just above the cycle time (1.2 x a first, separate
+cycle, at least 0.2 s). After 10 warm-up cycles it records RSS (VmRSS), skipped cycles and open
+file descriptors, waits for N_CYCLES more cycles, and records them again.
+
+    .venv/bin/python bench/poll_cycle.py --soak 1000 [--soak-pools 1000]
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
@@ -40,9 +49,12 @@ AK, SK = "BENCHCYCLEACCESSKEY0", "bench-cycle-secret"
 LATENCY = 0.05
 CONCURRENCY = 16
 JOB_TYPES = ("train", "inference")
+SOAK_WARM_UP = 10  # cycles before the first RSS reading
+SOAK_MIN_INTERVAL = 0.2
+CALIBRATION_INTERVAL = 600.0  # long enough that the calibration exporter runs one cycle
 
 
-def serve(pools: int, ready: multiprocessing.Queue[int], stop: EventType) -> None:
+def serve(pools: int, latency: float, ready: multiprocessing.Queue[int], stop: EventType) -> None:
     simulator = Simulator(access_keys={AK: SK}, max_recorded_requests=10)
     for p in range(pools):
         simulator.set_pool(
@@ -56,7 +68,7 @@ def serve(pools: int, ready: multiprocessing.Queue[int], stop: EventType) -> Non
         )
     for job_type in JOB_TYPES:
         simulator.set_specs(PROJECT, job_type, default_specs(job_type))
-    simulator.set_latency(LATENCY)
+    simulator.set_latency(latency)
     with simulator:
         ready.put(simulator.port)
         stop.wait()
@@ -87,39 +99,63 @@ def scrape_latency(port: int, count: int) -> tuple[float, float]:
     return statistics.median(ordered), ordered[round(0.99 * (len(ordered) - 1))]
 
 
-def run(pools: int, cycles: int) -> dict[str, float]:
+@contextmanager
+def running_simulator(pools: int, latency: float) -> Iterator[int]:
+    """Run the simulator in its own process; yield its port."""
     ready: multiprocessing.Queue[int] = multiprocessing.Queue()
     stop = multiprocessing.Event()
-    server = multiprocessing.Process(target=serve, args=(pools, ready, stop), daemon=True)
+    server = multiprocessing.Process(target=serve, args=(pools, latency, ready, stop), daemon=True)
     server.start()
-    sim_port = ready.get(timeout=120)
-    items = pools + len(JOB_TYPES)
-    ideal = (math.ceil(items / CONCURRENCY) + 1) * LATENCY
-    interval = max(1.0, 3 * ideal)
+    try:
+        yield ready.get(timeout=120)
+    finally:
+        stop.set()
+        server.join(timeout=10)
+
+
+def write_config(path: Path, sim_port: int, pools: int, interval: float) -> None:
+    path.write_text(
+        json.dumps(
+            {
+                "poll_interval": f"{interval:.3f}s",
+                "jitter": 0,
+                "max_concurrency": CONCURRENCY,
+                # The benchmark measures the concurrency bound, not the request budget.
+                "requests_per_second": 100000,
+                "timeout": "30s",
+                "max_response_bytes": 64 * 1024 * 1024,
+                "targets": [
+                    {
+                        "project_id": PROJECT,
+                        "region": "cn-north-4",
+                        "endpoint": f"http://127.0.0.1:{sim_port}",
+                        "pools": [f"pool-{p:05d}" for p in range(pools)],
+                        "resource_specs": {"job_types": list(JOB_TYPES)},
+                    }
+                ],
+            }
+        )
+    )
+
+
+def wait_for_port(log: Path, process: subprocess.Popen[bytes]) -> int:
+    """The /metrics port from the exporter's ``exporter_started`` log line."""
+    while True:
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.get("event") == "exporter_started":
+                return int(entry["port"])
+        if process.poll() is not None:
+            raise RuntimeError(f"exporter exited with {process.returncode}:\n{log.read_text()}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def running_exporter(sim_port: int, pools: int, interval: float) -> Iterator[tuple[int, int]]:
+    """Run the real exporter against the simulator; yield its pid and /metrics port."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp, "config.yaml")
-        config.write_text(
-            json.dumps(
-                {
-                    "poll_interval": f"{interval}s",
-                    "jitter": 0,
-                    "max_concurrency": CONCURRENCY,
-                    # The benchmark measures the concurrency bound, not the request budget.
-                    "requests_per_second": 100000,
-                    "timeout": "30s",
-                    "max_response_bytes": 64 * 1024 * 1024,
-                    "targets": [
-                        {
-                            "project_id": PROJECT,
-                            "region": "cn-north-4",
-                            "endpoint": f"http://127.0.0.1:{sim_port}",
-                            "pools": [f"pool-{p:05d}" for p in range(pools)],
-                            "resource_specs": {"job_types": list(JOB_TYPES)},
-                        }
-                    ],
-                }
-            )
-        )
+        write_config(config, sim_port, pools, interval)
         log = Path(tmp, "exporter.log")
         env = {**os.environ, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
         command = [
@@ -132,42 +168,66 @@ def run(pools: int, cycles: int) -> dict[str, float]:
         with log.open("w") as out:
             process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            port = 0
-            while not port:
-                for line in log.read_text().splitlines():
-                    entry = json.loads(line)
-                    if entry.get("event") == "exporter_started":
-                        port = int(entry["port"])
-                time.sleep(0.05)
-            durations: list[float] = []
-            first = None
-            while len(durations) < cycles + 1:
-                time.sleep(interval / 4)
-                now = scrape(port)
-                done = now.get("modelarts_exporter_poll_cycles_total", 0)
-                if done >= 1 and first is None:
-                    first = now  # exclude the first cycle (imports, connection set-up)
-                if (
-                    first is not None
-                    and done > len(durations) + first["modelarts_exporter_poll_cycles_total"] - 1
-                ):
-                    durations.append(now["modelarts_exporter_poll_cycle_duration_seconds"])
-            assert first is not None
-            last = scrape(port)
-            measured = (
-                last["modelarts_exporter_poll_cycles_total"]
-                - first["modelarts_exporter_poll_cycles_total"]
-            )
-            requests = last["modelarts_api_requests_total"] - first["modelarts_api_requests_total"]
-            cpu = last["process_cpu_seconds_total"] - first["process_cpu_seconds_total"]
-            p50, p99 = scrape_latency(port, 200)
-            rss = Path(f"/proc/{process.pid}/status").read_text()
-            rss_mb = int(rss.split("VmRSS:")[1].split()[0]) / 1024
+            yield process.pid, wait_for_port(log, process)
         finally:
             process.terminate()
             process.wait(timeout=30)
-            stop.set()
-            server.join(timeout=10)
+
+
+def wait_for_cycles(port: int, cycles: float, every: float) -> dict[str, float]:
+    """Scrape every ``every`` seconds until at least ``cycles`` cycles have completed."""
+    while True:
+        now = scrape(port)
+        if now.get("modelarts_exporter_poll_cycles_total", 0.0) >= cycles:
+            return now
+        time.sleep(every)
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def run(pools: int, cycles: int) -> dict[str, float]:
+    items = pools + len(JOB_TYPES)
+    ideal = (math.ceil(items / CONCURRENCY) + 1) * LATENCY
+    interval = max(1.0, 3 * ideal)
+    with (
+        running_simulator(pools, LATENCY) as sim_port,
+        running_exporter(sim_port, pools, interval) as (pid, port),
+    ):
+        durations: list[float] = []
+        first = None
+        while len(durations) < cycles + 1:
+            time.sleep(interval / 4)
+            now = scrape(port)
+            done = now.get("modelarts_exporter_poll_cycles_total", 0)
+            if done >= 1 and first is None:
+                first = now  # exclude the first cycle (imports, connection set-up)
+            if (
+                first is not None
+                and done > len(durations) + first["modelarts_exporter_poll_cycles_total"] - 1
+            ):
+                durations.append(now["modelarts_exporter_poll_cycle_duration_seconds"])
+        assert first is not None
+        last = scrape(port)
+        measured = (
+            last["modelarts_exporter_poll_cycles_total"]
+            - first["modelarts_exporter_poll_cycles_total"]
+        )
+        requests = last["modelarts_api_requests_total"] - first["modelarts_api_requests_total"]
+        cpu = last["process_cpu_seconds_total"] - first["process_cpu_seconds_total"]
+        p50, p99 = scrape_latency(port, 200)
+        rss = rss_mb(pid)
     cycle = statistics.median(durations[1:])
     return {
         "pools": pools,
@@ -179,15 +239,66 @@ def run(pools: int, cycles: int) -> dict[str, float]:
         "cpu_ms_per_request": 1000 * cpu / requests,
         "metrics_p50_ms": 1000 * p50,
         "metrics_p99_ms": 1000 * p99,
-        "rss_mb": rss_mb,
+        "rss_mb": rss,
     }
+
+
+def soak(pools: int, cycles: int) -> None:
+    """RSS, skipped cycles and open fds after the warm-up and after ``cycles`` more cycles."""
+    print(
+        f"soak: {pools} pools, simulator latency 0 ms, max_concurrency {CONCURRENCY}, "
+        f"{os.cpu_count()} cores",
+        flush=True,
+    )
+    with running_simulator(pools, 0.0) as sim_port:
+        with running_exporter(sim_port, pools, CALIBRATION_INTERVAL) as (_, port):
+            first = wait_for_cycles(port, 1, 0.1)["modelarts_exporter_poll_cycle_duration_seconds"]
+        interval = max(SOAK_MIN_INTERVAL, 1.2 * first)
+        print(f"first cycle {first:.3f} s -> poll_interval {interval:.3f}s", flush=True)
+        with running_exporter(sim_port, pools, interval) as (pid, port):
+            warm = wait_for_cycles(port, SOAK_WARM_UP, 1.0)
+            started = time.monotonic()
+            warm_rss, warm_fds = rss_mb(pid), open_fds(pid)
+            warm_cycles = warm["modelarts_exporter_poll_cycles_total"]
+            print(
+                f"after warm-up ({warm_cycles:.0f} cycles): RSS {warm_rss:.1f} MB, "
+                f"skipped {warm['modelarts_exporter_skipped_cycles_total']:.0f}, "
+                f"open fds {warm_fds}",
+                flush=True,
+            )
+            end = wait_for_cycles(port, warm_cycles + cycles, 1.0)
+            end_rss, end_fds, peak = rss_mb(pid), open_fds(pid), peak_rss_mb(pid)
+            elapsed = time.monotonic() - started
+    done = end["modelarts_exporter_poll_cycles_total"] - warm_cycles
+    growth = 100 * (end_rss - warm_rss) / warm_rss
+    print(
+        f"pools {pools}, cycles {done:.0f} after warm-up, {elapsed:.0f} s "
+        f"({elapsed / done:.3f} s/cycle)\n"
+        f"RSS after warm-up {warm_rss:.1f} MB, at end {end_rss:.1f} MB, "
+        f"growth {growth:+.1f} % (peak VmHWM {peak:.1f} MB)\n"
+        f"skipped cycles after warm-up "
+        f"{warm['modelarts_exporter_skipped_cycles_total']:.0f}, "
+        f"at end {end['modelarts_exporter_skipped_cycles_total']:.0f}\n"
+        f"open fds after warm-up {warm_fds}, at end {end_fds}",
+        flush=True,
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pools", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--cycles", type=int, default=5, help="measured cycles per N")
+    parser.add_argument(
+        "--soak",
+        type=int,
+        metavar="N_CYCLES",
+        help="instead: RSS growth over N_CYCLES cycles after a warm-up",
+    )
+    parser.add_argument("--soak-pools", type=int, default=1000, help="pools in --soak mode")
     args = parser.parse_args()
+    if args.soak:
+        soak(args.soak_pools, args.soak)
+        return 0
     print(
         f"simulator latency {LATENCY * 1000:.0f} ms, max_concurrency {CONCURRENCY}, "
         f"{os.cpu_count()} cores"

@@ -59,7 +59,12 @@ def _http_client(
         auth=auth,
         timeout=config.timeout,
         limits=limits,
-        headers={"User-Agent": USER_AGENT, "X-Project-Id": target.project_id},
+        headers={
+            "User-Agent": USER_AGENT,
+            "X-Project-Id": target.project_id,
+            # Plain bodies: the size cap then bounds memory (no inflating of a gzip bomb).
+            "Accept-Encoding": "identity",
+        },
         transport=transport,
         follow_redirects=False,
     )

@@ -154,7 +154,9 @@ class ModelArtsClient:
         except httpx.HTTPError as exc:
             self._observe(api, "none")
             code = "connect_error" if isinstance(exc, httpx.ConnectError) else "transport_error"
-            detail = ErrorDetail(message=f"{type(exc).__name__}: {str(exc)[:200]}")
+            # A local protocol error quotes the offending header, which may be a credential.
+            text = "" if isinstance(exc, httpx.LocalProtocolError) else f": {str(exc)[:200]}"
+            detail = ErrorDetail(message=f"{type(exc).__name__}{text}")
             raise TransportError(detail, code) from None
         except ResponseError as error:  # body too large: still an HTTP answer to count
             self._observe(api, str(error.detail.http_status))

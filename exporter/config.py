@@ -159,6 +159,8 @@ def parse_duration(value: object, path: str) -> float:
         seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
     else:
         raise ConfigError(path, f"expected a duration like 30s, 5m or 60, got {value!r}")
+    if not math.isfinite(seconds):
+        raise ConfigError(path, f"must be a finite duration, got {value!r}")
     if seconds <= 0:
         raise ConfigError(path, "must be greater than zero")
     return seconds
@@ -279,26 +281,34 @@ class _Context:
 
 def _secret(value: object, path: str, ctx: _Context) -> Secret:
     """A literal string, ``{env: NAME}`` or ``{file: PATH}`` (trailing newline dropped)."""
-    if isinstance(value, str) and value:
-        return Secret(value, "config file")
+    if isinstance(value, str) and value.strip():
+        return _checked(Secret(value.strip(), "config file"), path)
     section = _Section(value, path, ("env", "file"))
     env = section.take("env", _string, "")
     file = section.take("file", _string, "")
     if bool(env) == bool(file):
         raise ConfigError(path, "give a string, or exactly one of 'env' or 'file'")
     if env:
-        if not ctx.environ.get(env):
+        if not ctx.environ.get(env, "").strip():
             raise ConfigError(path, f"environment variable {env} is not set")
-        return Secret(ctx.environ[env], f"env {env}")
+        return _checked(Secret(ctx.environ[env].strip(), f"env {env}"), path)
     try:
-        content = ctx.read_file(file).rstrip("\r\n")
+        content = ctx.read_file(file).strip()
     except OSError as exc:
         raise ConfigError(path, f"cannot read {file}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(path, f"cannot read {file}: not UTF-8 text") from None
     if not content:
         raise ConfigError(path, f"{file} is empty")
-    return Secret(content, f"file {file}")
+    return _checked(Secret(content, f"file {file}"), path)
+
+
+def _checked(secret: Secret, path: str) -> Secret:
+    """Refuse control characters inside a secret (surrounding white space is already gone):
+    they would make an illegal HTTP header whose error message quotes the value."""
+    if any(not char.isprintable() for char in secret.reveal()):
+        raise ConfigError(path, f"the value from {secret.source} contains control characters")
+    return secret
 
 
 def _default_env(name: str) -> object:
@@ -509,7 +519,7 @@ def parse(
 
 
 def _non_negative_duration(value: object, path: str) -> float:
-    if value in {0, "0"}:
+    if isinstance(value, int | str) and not isinstance(value, bool) and value in {0, "0"}:
         return 0.0
     return parse_duration(value, path)
 
@@ -525,7 +535,11 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError("", f"{path} is not valid YAML: {exc}") from None
+        # Not str(exc): PyYAML quotes the offending line, which may hold a secret.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError("", f"{path} is not valid YAML{where}: {problem}") from None
     return parse(data, os.environ if environ is None else environ)
 
 

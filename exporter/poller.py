@@ -354,7 +354,9 @@ class Poller:
         while not await _wait(stop, next_tick + delay - self._clock.monotonic()):
             await self.run_cycle()
             next_tick += self._interval
-            late = self._clock.monotonic() - next_tick
+            # Late only if the cycle itself outran the interval: this cycle's jitter delay
+            # moved its start, not its length.
+            late = self._clock.monotonic() - delay - next_tick
             if late > 0:
                 missed = math.floor(late / self._interval) + 1
                 next_tick += missed * self._interval

@@ -101,6 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = f"modelarts-exporter/{__version__}"
     sys_version = ""
+    #: An idle or stalled connection is closed after this many seconds (no thread pile-up).
+    timeout = 30
 
     def setup(self) -> None:
         super().setup()

@@ -536,3 +536,35 @@ class TestUnknownKeysFirst:
         }
         with pytest.raises(ConfigError, match=r"^targets\[0\]\.credential: unknown key$"):
             config.parse(data, environ={})
+
+
+class TestSecretsNeverEchoed:
+    def test_yaml_syntax_error_names_the_place_not_the_line(self, tmp_path: Path) -> None:
+        """A YAML error says where it is, but never quotes the line (it may hold a secret)."""
+        path = tmp_path / "config.yaml"
+        path.write_text("targets:\n  - credentials:\n      password: %Hunter2-Secret!\n")
+        with pytest.raises(ConfigError) as caught:
+            config.load(path, environ={})
+        assert "Hunter2" not in str(caught.value)
+        assert "line 3, column 17" in str(caught.value)
+
+    def test_secret_with_inner_control_characters_is_refused(self) -> None:
+        """A secret whose value has a control character inside is a ConfigError, not a
+        header error that would quote it later; surrounding white space is dropped."""
+        target = {
+            "project_id": "0123456789abcdef0123456789abcdef",
+            "region": "cn-north-4",
+            "pools": ["p"],
+        }
+        with pytest.raises(ConfigError, match=r"access_key: the value from env HUAWEICLOUD_SDK_AK"):
+            config.parse(
+                {"targets": [target]},
+                environ={"HUAWEICLOUD_SDK_AK": "AK\x00AK", "HUAWEICLOUD_SDK_SK": "sk"},
+            )
+        cfg = config.parse(
+            {"targets": [target]},
+            environ={"HUAWEICLOUD_SDK_AK": "AKAK\n", "HUAWEICLOUD_SDK_SK": " sk \n"},
+        )
+        creds = cfg.targets[0].credentials
+        assert isinstance(creds, config.AkSkCredentials)
+        assert (creds.access_key.reveal(), creds.secret_key.reveal()) == ("AKAK", "sk")

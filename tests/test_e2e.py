@@ -238,19 +238,26 @@ class TestFailures:
         assert not series(samples, "modelarts_pool_jobs", pool="pool-c")
         assert series(samples, "modelarts_pool_jobs", pool="pool-a")
 
-    def test_refused_credentials_cost_one_request_per_interval(self, running: Running) -> None:
-        """Under 401 the target sends one request per cycle, never retried, and is down."""
+    def test_refused_credentials_cost_at_most_one_request_per_interval(
+        self, running: Running
+    ) -> None:
+        """Under 401 the target sends at most one request per cycle, never retried, backs
+        off after refused cycles in a row, is down, and recovers once accepted."""
         running.simulator.inject(Fault.unauthorized())
         running.until(lambda s: value(s, "modelarts_up", project_id=PROJECT) == 0.0)
         running.simulator.clear_requests()
-        time.sleep(3 * INTERVAL + 0.2)
+        time.sleep(4 * INTERVAL + 0.2)
         sent = [r for r in running.simulator.requests() if r.status == 401]
         running.simulator.clear_faults()
-        # One probe per cycle: 3-4 cycles in 3.2 s, never a burst of retries or fan-out.
-        assert 2 <= len(sent) <= 4, [(r.time, r.path) for r in sent]
+        # 4-5 cycles in 4.2 s, but the refused target waits 2 then 4 intervals: 1-2 probes,
+        # never a burst of retries or fan-out.
+        assert 1 <= len(sent) <= 2, [(r.time, r.path) for r in sent]
         assert len(running.simulator.requests()) == len(sent)
-        samples = running.until(lambda s: value(s, "modelarts_up", project_id=PROJECT) == 1.0)
+        samples = running.until(
+            lambda s: value(s, "modelarts_up", project_id=PROJECT) == 1.0, timeout=15
+        )
         assert failed_polls(samples, "skipped_auth_failure") >= 2
+        assert failed_polls(samples, "skipped_auth_backoff") >= 2
 
 
 class TestShutdown:

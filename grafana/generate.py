@@ -5,7 +5,8 @@
 
 Three dashboards, linked to each other by their common tag:
 
-- ``modelarts-pools``: jobs per pool, job type and status, now and over time;
+- ``modelarts-pools``: jobs per pool, job type and status, now and over time, and the pools
+  themselves (phase, nodes) from pool discovery;
 - ``modelarts-capacity``: resource specs and which of them have run out;
 - ``modelarts-exporter``: the exporter's own health (polls, API calls, errors, process).
 
@@ -20,9 +21,9 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "DASHBOARDS",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 Json = dict[str, Any]
+Key = TypeVar("Key", int, str)
 
 OUT_DIR = Path(__file__).resolve().parent / "dashboards"
 SCHEMA_VERSION = 39
@@ -98,8 +100,9 @@ def thresholds(base: str, *steps: tuple[float, str]) -> Json:
     }
 
 
-def value_mappings(texts: dict[int, tuple[str, str]]) -> list[Json]:
-    """One value mapping: each number shown as its text, in its colour."""
+def value_mappings(texts: Mapping[Key, tuple[str, str]]) -> list[Json]:
+    """One value mapping: each value (a number, or a text such as a phase) shown as its
+    text, in its colour."""
     options = {
         str(value): {"color": color, "index": index, "text": text}
         for index, (value, (text, color)) in enumerate(sorted(texts.items()))
@@ -118,6 +121,15 @@ def override(matcher: str, pattern: str, properties: dict[str, Any]) -> Json:
         "matcher": {"id": matcher, "options": pattern},
         "properties": [{"id": key, "value": value} for key, value in properties.items()],
     }
+
+
+def coloured_cells(column: str, texts: Mapping[Key, tuple[str, str]]) -> Json:
+    """A table column whose cells show each value as its text, on its colour."""
+    return override(
+        "byName",
+        column,
+        {"custom.cellOptions": {"type": "color-background"}, "mappings": value_mappings(texts)},
+    )
 
 
 def highlight(suffix: str, color: str) -> Json:
@@ -225,16 +237,20 @@ def timeseries(
     unit: str = "short",
     overrides: list[Json] | None = None,
     bars: bool = False,
+    stacked: bool = False,
     no_value: str | None = None,
 ) -> Json:
-    """A time series panel with a table legend (last and max value of each series)."""
+    """A time series panel with a table legend (last and max value of each series).
+
+    Bars are always stacked; ``stacked`` stacks lines too, as filled areas.
+    """
     custom = {
         "drawStyle": "bars" if bars else "line",
-        "fillOpacity": 60 if bars else 10,
+        "fillOpacity": 60 if bars else 40 if stacked else 10,
         "lineWidth": 1,
         "showPoints": "never",
         "spanNulls": False,
-        "stacking": {"group": "A", "mode": "normal" if bars else "none"},
+        "stacking": {"group": "A", "mode": "normal" if bars or stacked else "none"},
     }
     options = {
         "legend": {
@@ -454,12 +470,25 @@ def dashboard(
 # --- the dashboards --------------------------------------------------------------------
 
 _AVAILABILITY = {0: ("available", "green"), 1: ("exhausted", "red")}
+_PHASES = {
+    "Creating": ("Creating", "blue"),
+    "Running": ("Running", "green"),
+    "Abnormal": ("Abnormal", "orange"),
+    "Deleting": ("Deleting", "purple"),
+    "Error": ("Error", "red"),
+}
 
 
 def pools_dashboard() -> Json:
-    """Jobs per pool, job type and status: current totals, history, and a pool-by-status table."""
+    """Jobs per pool, job type and status: current totals, history, and a pool-by-status table;
+    then the pools themselves (phase and nodes, from pool discovery)."""
     bound = ("project_id", "pool", "type")
+    per_pool = ("project_id", "pool")
     jobs = "modelarts_pool_jobs"
+    phase, nodes, in_service = "modelarts_pool_phase", "modelarts_pool_nodes", 'phase="Running"'
+    # Pools come from the job statistics and, with discovery on, from ListPools: a pool
+    # being created or in Error may have no job series yet.
+    pool_series = '__name__=~"modelarts_pool_jobs|modelarts_pool_info"'
     size_stat = (6, 4)
     running, waiting, abnormal = 'status="running"', 'status=~"queue|pending"', 'status="abnormal"'
 
@@ -473,9 +502,12 @@ def pools_dashboard() -> Json:
         )
 
     variables = [
-        query_variable("project_id", "Project", f"label_values({jobs}, project_id)"),
+        query_variable("project_id", "Project", f"label_values({{{pool_series}}}, project_id)"),
         query_variable(
-            "pool", "Pool", f"label_values({sel(jobs, ['project_id'])}, pool)", multi=True
+            "pool",
+            "Pool",
+            f"label_values({sel('', ['project_id'], pool_series)}, pool)",
+            multi=True,
         ),
         query_variable(
             "type",
@@ -564,11 +596,90 @@ def pools_dashboard() -> Json:
             ],
             (12, 8),
         ),
+        row("Pools"),
+        stat(
+            "Pools not Running",
+            "Selected pools whose phase is not Running: Creating, Deleting, Abnormal, Error or "
+            "a phase the exporter does not know. The ModelArtsPoolUnhealthy alert fires when a "
+            "pool has been Abnormal or Error for 10 minutes. Needs pool discovery.",
+            [
+                target(
+                    f"count(max by (project_id, pool) ({sel(phase, per_pool, in_service)}) == 0) "
+                    "or vector(0)",
+                    "pools",
+                )
+            ],
+            (6, 7),
+            fields=field_config(
+                steps=thresholds("green", (1, "orange")), decimals=0, color={"mode": "thresholds"}
+            ),
+        ),
+        table(
+            "Pools",
+            "Every selected pool ListPools returns: its display name, type (Dedicate or "
+            "Logical), workspace and current phase. Needs pool discovery.",
+            [
+                target(
+                    "max by (project_id, pool, display_name, pool_type, workspace_id) "
+                    f"({sel('modelarts_pool_info', per_pool)}) "
+                    "* on (project_id, pool) group_left (phase) "
+                    f"max by (project_id, pool, phase) ({sel(phase, per_pool)} == 1)",
+                    table=True,
+                )
+            ],
+            (18, 7),
+            transformations=[
+                organize(
+                    {
+                        "pool": "Pool",
+                        "display_name": "Name",
+                        "pool_type": "Type",
+                        "workspace_id": "Workspace",
+                        "phase": "Phase",
+                    },
+                    ("Time", "project_id", "Value"),
+                )
+            ],
+            overrides=[coloured_cells("Phase", _PHASES)],
+            sort_by="Name",
+        ),
+        timeseries(
+            "Nodes by pool, flavor and state",
+            "Nodes of each selected pool per flavor and state, stacked: the top of the stack is "
+            "every node the pools have. Abnormal is red, creating blue, deleting purple.",
+            [
+                target(
+                    f"sum by (pool, flavor, state) ({sel(nodes, per_pool)})",
+                    "{{pool}} {{flavor}} {{state}}",
+                )
+            ],
+            (12, 8),
+            stacked=True,
+            overrides=[
+                highlight("abnormal", "red"),
+                highlight("creating", "blue"),
+                highlight("deleting", "purple"),
+            ],
+        ),
+        timeseries(
+            "Abnormal nodes per pool and flavor",
+            "Abnormal nodes per pool and flavor (recording rule "
+            "modelarts:pool_nodes_abnormal:sum). The ModelArtsPoolNodesAbnormal alert fires "
+            "after 15 minutes.",
+            [
+                target(
+                    f"sum by (pool, flavor) ({sel('modelarts:pool_nodes_abnormal:sum', per_pool)})",
+                    "{{pool}} {{flavor}}",
+                )
+            ],
+            (12, 8),
+        ),
     ]
     return dashboard(
         "modelarts-pools",
         "ModelArts / Pools overview",
-        "Jobs in ModelArts dedicated resource pools by job type and status (modelarts-exporter).",
+        "Jobs in ModelArts dedicated resource pools by job type and status, and the pools' "
+        "phases and nodes (modelarts-exporter).",
         variables,
         panels,
     )
@@ -673,14 +784,7 @@ def capacity_dashboard() -> Json:
                         ]
                     },
                 ),
-                override(
-                    "byName",
-                    "No resource",
-                    {
-                        "custom.cellOptions": {"type": "color-background"},
-                        "mappings": value_mappings(_AVAILABILITY),
-                    },
-                ),
+                coloured_cells("No resource", _AVAILABILITY),
             ],
             sort_by="Spec code",
         ),
@@ -727,6 +831,7 @@ def exporter_dashboard() -> Json:
         ),
     ]
     per_item = "{{target}} ({{api}})"
+    discovery, not_discovery = 'api="pools"', 'api!="pools"'
     panels = [
         row("Now"),
         stat(
@@ -742,8 +847,28 @@ def exporter_dashboard() -> Json:
             ),
         ),
         stat(
+            "Pool discovery",
+            "Per project and workspace: whether the last pool discovery (ListPools, "
+            'api="pools") succeeded. A failing discovery is retried every cycle; meanwhile the '
+            "pools keep their last data, for 15 minutes with the defaults. No value: discovery "
+            "is not enabled.",
+            [
+                target(
+                    sel("modelarts_poll_success", item, discovery),
+                    "{{project_id}} / {{target}}",
+                )
+            ],
+            (8, 5),
+            fields=field_config(
+                color={"mode": "thresholds"},
+                steps=thresholds("red", (1, "green")),
+                mappings=value_mappings({0: ("failing", "red"), 1: ("ok", "green")}),
+                no_value="off",
+            ),
+        ),
+        stat(
             "Failing polls",
-            "Polled items (pools, job types) whose last poll failed.",
+            "Polled items (pools, job types, pool discovery) whose last poll failed.",
             [target(f"count({sel('modelarts_poll_success', item)} == 0) or vector(0)", "items")],
             (4, 5),
             fields=field_config(
@@ -754,8 +879,14 @@ def exporter_dashboard() -> Json:
             "Oldest data",
             "Age of the oldest item's data. Orange from 120 s, red from 180 s: 2 and 3 poll "
             "intervals at the default poll_interval of 60 s (at 3 the data leaves /metrics). "
-            "For another interval, see the dashed lines of 'Data age by item'.",
-            [target(f"max({sel('modelarts:poll_data_age:seconds', item)})", "oldest")],
+            "For another interval, see the dashed lines of 'Data age by item'. Pool discovery "
+            "is left out: it is refreshed only every discovery.refresh_interval (default 5 min).",
+            [
+                target(
+                    f"max({sel('modelarts:poll_data_age:seconds', item, not_discovery)})",
+                    "oldest",
+                )
+            ],
             (4, 5),
             fields=field_config(
                 unit="s",
@@ -765,29 +896,33 @@ def exporter_dashboard() -> Json:
         ),
         stat(
             "Skipped cycles (1h)",
-            "Poll cycles skipped in the last hour because the previous one overran the "
-            "interval: raise poll_interval or max_concurrency.",
+            "Per project: poll cycles skipped in the last hour because the project's previous "
+            "cycle overran the interval (raise poll_interval or max_concurrency). Each project "
+            "has its own poll loop.",
             [
                 target(
-                    f"increase({sel('modelarts_exporter_skipped_cycles_total', process)}[1h])",
-                    "{{instance}}",
+                    "sum by (project_id) (increase("
+                    f"{sel('modelarts_exporter_skipped_cycles_total', item)}[1h]))",
+                    "{{project_id}}",
                 )
             ],
-            (4, 5),
+            (12, 4),
             fields=field_config(
                 color={"mode": "thresholds"}, steps=thresholds("green", (1, "orange")), decimals=0
             ),
         ),
         stat(
             "Poll cycles (1h)",
-            "Poll cycles completed in the last hour.",
+            "Per project: poll cycles completed in the last hour, summed over the selected "
+            "exporters.",
             [
                 target(
-                    f"increase({sel('modelarts_exporter_poll_cycles_total', process)}[1h])",
-                    "{{instance}}",
+                    "sum by (project_id) (increase("
+                    f"{sel('modelarts_exporter_poll_cycles_total', item)}[1h]))",
+                    "{{project_id}}",
                 )
             ],
-            (4, 5),
+            (12, 4),
             fields=field_config(color={"mode": "thresholds"}, steps=thresholds("blue"), decimals=0),
             color_mode="value",
         ),
@@ -810,7 +945,9 @@ def exporter_dashboard() -> Json:
         timeseries(
             "Data age by item",
             "Seconds since each item's last successful poll. Dashed: 2 and 3 poll intervals; "
-            "past 3 (stale_after by default) the item's series leave /metrics.",
+            "past 3 (stale_after by default) the item's series leave /metrics. Pool discovery "
+            "(pools) is refreshed every discovery.refresh_interval (default 5 min), so its age "
+            "passes the lines by design; its data leaves as many refresh intervals late.",
             [
                 target(sel("modelarts:poll_data_age:seconds", item), per_item),
                 target(f"2 * max({sel(interval, process)})", "2x poll interval"),
@@ -856,12 +993,13 @@ def exporter_dashboard() -> Json:
         row("Exporter"),
         timeseries(
             "Poll cycle duration vs interval",
-            "Wall time of the last complete poll cycle against the configured interval "
-            "(dashed). A cycle longer than the interval makes the next ticks be skipped.",
+            "Wall time of each project's last complete poll cycle against the configured "
+            "interval (dashed). Each project has its own poll loop; a cycle longer than the "
+            "interval makes that project's next ticks be skipped.",
             [
                 target(
-                    sel("modelarts_exporter_poll_cycle_duration_seconds", process),
-                    "{{instance}} cycle",
+                    sel("modelarts_exporter_poll_cycle_duration_seconds", item),
+                    "{{project_id}} on {{instance}}",
                 ),
                 target(sel(interval, process), "{{instance}} interval"),
             ],

@@ -27,7 +27,7 @@ RUNBOOK_PREFIX = "docs/runbook.md#"
 SEVERITIES = {"critical", "warning", "info"}
 ANNOTATIONS = ("summary", "description", "runbook_url")
 #: Labels that say *what* an alert is about; a description must name each one it carries.
-SUBJECT_LABELS = ("pool", "type", "job_type", "spec_code", "target")
+SUBJECT_LABELS = ("pool", "type", "flavor", "phase", "job_type", "spec_code", "target")
 
 Rule = dict[str, Any]
 

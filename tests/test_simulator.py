@@ -27,7 +27,7 @@ PROJECT = "0123456789abcdef0123456789abcdef"
 AK, SK = "QTWAOYTTINDUT2QVKYUC", "MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc"
 TEMP_AK, TEMP_SK, SECURITY_TOKEN = "TEMPORARYACCESSKEY01", "temp-secret", "security-token-value"
 DOMAIN, USER, PASSWORD = "acme", "exporter", "s3cret!"
-START = 1_795_320_000.0  # 2026-11-22T01:20:00Z
+START = 1_795_320_000.0  # 2026-11-22T04:00:00Z
 
 WORKLOADS = f"/v2/{PROJECT}/statistics/pools/pool-a/workloads"
 SPECS = f"/v1/{PROJECT}/job/resource-specs"
@@ -216,8 +216,9 @@ class TestApis:
     ) -> None:
         """Unknown paths and wrong methods answer 404 APIGW.0101 without needing credentials."""
         for response in (
-            client.get(sim.url + f"/v2/{PROJECT}/pools"),
+            client.get(sim.url + f"/v2/{PROJECT}/nodes"),
             client.post(sim.url + WORKLOADS),
+            client.post(sim.url + f"/v2/{PROJECT}/pools"),
             client.get(sim.url + "/v3/auth/tokens"),
         ):
             assert response.status_code == 404

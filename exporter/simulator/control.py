@@ -1,9 +1,12 @@
 """The ``/_simulator/...`` control endpoints: set data and faults, read state and the log.
 
 ``GET /_simulator/state``; ``PUT|DELETE /_simulator/pools/{project}/{pool}``;
-``PUT /_simulator/specs/{project}/{job_type}``; ``POST|DELETE /_simulator/faults``;
-``PUT /_simulator/latency`` (``{"seconds": 0.5}``); ``GET|DELETE /_simulator/requests``.
-Each one calls the public method of the same job on the simulator.
+``PUT /_simulator/pool-info/{project}/{pool}`` (the keyword arguments of ``set_pool_info``,
+``resources`` as ``{"flavor": {"count": n, "maxCount": m}}``, ``nodes`` as
+``{"available": {"flavor": n}}``); ``PUT /_simulator/specs/{project}/{job_type}``;
+``POST|DELETE /_simulator/faults``; ``PUT /_simulator/latency`` (``{"seconds": 0.5}``);
+``GET|DELETE /_simulator/requests``. Each one calls the public method of the same job on
+the simulator.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from exporter.simulator.data import (
@@ -33,6 +36,20 @@ class _Controlled(Protocol):
 
     def set_pool(
         self, project_id: str, pool: str, counts: Mapping[str, Mapping[str, int]]
+    ) -> None: ...
+
+    def set_pool_info(
+        self,
+        project_id: str,
+        pool: str,
+        *,
+        display_name: str | None = ...,
+        pool_type: str = ...,
+        workspace_id: str = ...,
+        phase: str = ...,
+        scope: Sequence[str] = ...,
+        resources: Mapping[str, tuple[int, int]] | None = ...,
+        nodes: Mapping[str, Mapping[str, int]] | None = ...,
     ) -> None: ...
 
     def remove_pool(self, project_id: str, pool: str) -> bool: ...
@@ -74,6 +91,10 @@ def _control_action(
         case ("PUT", ["pools", project_id, pool]):
             simulator.set_pool(project_id, pool, _validate_counts(payload))
             return _json(200, {"pools": {project_id: {pool: payload}}})
+        case ("PUT", ["pool-info", project_id, pool]):
+            simulator.set_pool_info(project_id, pool, **_pool_info_arguments(payload))
+            item = simulator.snapshot_state().pool_info[project_id][pool]
+            return _json(200, {"pool_info": {project_id: {pool: item}}})
         case ("DELETE", ["pools", project_id, pool]):
             return _json(200, {"removed": simulator.remove_pool(project_id, pool)})
         case ("PUT", ["specs", project_id, job_type]):
@@ -98,3 +119,31 @@ def _control_action(
             simulator.clear_requests()
             return _json(200, {"requests": []})
     return _json(404, {"error": f"no control endpoint {method} /_simulator/{'/'.join(parts)}"})
+
+
+_POOL_INFO_ARGUMENTS = frozenset(
+    {"display_name", "pool_type", "workspace_id", "phase", "scope", "resources", "nodes"}
+)
+
+
+def _pool_info_arguments(payload: object) -> dict[str, Any]:
+    """``set_pool_info`` keyword arguments from a control body; the method checks the values."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise TypeError("pool info must be a JSON object of set_pool_info arguments")
+    unknown = set(payload) - _POOL_INFO_ARGUMENTS
+    if unknown:
+        raise ValueError(f"unknown pool info fields: {sorted(unknown)}")
+    arguments = dict(payload)
+    resources = arguments.get("resources")
+    if resources is not None:
+        if not isinstance(resources, dict):
+            raise TypeError('resources must map flavor to {"count": n, "maxCount": m}')
+        pairs: dict[str, tuple[object, object]] = {}
+        for flavor, entry in resources.items():
+            if not isinstance(entry, dict) or set(entry) != {"count", "maxCount"}:
+                raise TypeError(f'resources[{flavor!r}] must be {{"count": n, "maxCount": m}}')
+            pairs[flavor] = (entry["count"], entry["maxCount"])
+        arguments["resources"] = pairs
+    return arguments

@@ -1,7 +1,7 @@
 """The :class:`Simulator`: one lock, one state, and the pieces of the package wired together.
 
-It keeps the data (pools, specs), the active faults, the latency and the request log; asks
-:mod:`~exporter.simulator.verify` who may call; answers through
+It keeps the data (pools' job counts and metadata, specs), the active faults, the latency
+and the request log; asks :mod:`~exporter.simulator.verify` who may call; answers through
 :mod:`~exporter.simulator.wire`, :mod:`~exporter.simulator.faults` and
 :mod:`~exporter.simulator.control`; and serves it all with :mod:`~exporter.simulator.handler`.
 """
@@ -27,8 +27,12 @@ from exporter.simulator.data import (
     SimulatorState,
     Spec,
     _demo_counts,
+    _demo_pool_info,
     _drift_counts,
+    _drift_nodes,
+    _PoolInfo,
     _validate_counts,
+    _validate_pool_info,
     _validate_specs,
     default_specs,
 )
@@ -39,6 +43,7 @@ from exporter.simulator.wire import (
     _api_not_found,
     _auth_error,
     _bad_request,
+    _pools_answer,
     _Request,
     _Response,
     _Route,
@@ -53,6 +58,7 @@ __all__ = ["Simulator"]
 @dataclass
 class _State:
     pools: dict[str, dict[str, PoolCounts]] = field(default_factory=dict)
+    pool_info: dict[str, dict[str, _PoolInfo]] = field(default_factory=dict)  # same keys as pools
     specs: dict[str, dict[str, list[Spec]]] = field(default_factory=dict)
     faults: list[_ActiveFault] = field(default_factory=list)
     latency: float = 0.0
@@ -60,6 +66,7 @@ class _State:
 
     def ensure_project(self, project_id: str) -> None:
         self.pools.setdefault(project_id, {})
+        self.pool_info.setdefault(project_id, {})
         self.specs.setdefault(project_id, {})
 
 
@@ -160,15 +167,63 @@ class Simulator:
             self._state.ensure_project(project_id)
 
     def set_pool(self, project_id: str, pool: str, counts: Mapping[str, Mapping[str, int]]) -> None:
-        """Set a pool's job counts: job type -> status key ("Running") -> count."""
+        """Set a pool's job counts: job type -> status key ("Running") -> count.
+
+        A new pool gets the default metadata of :meth:`set_pool_info` (ListPools lists it).
+        """
         validated = _validate_counts(counts)
+        default_info = _validate_pool_info(pool, self._clock())
         with self._lock:
             self._state.ensure_project(project_id)
             self._state.pools[project_id][pool] = validated
+            self._state.pool_info[project_id].setdefault(pool, default_info)
+
+    def set_pool_info(
+        self,
+        project_id: str,
+        pool: str,
+        *,
+        display_name: str | None = None,
+        pool_type: str = "Dedicate",
+        workspace_id: str = "0",
+        phase: str = "Running",
+        scope: Sequence[str] = ("Train", "Infer", "Notebook"),
+        resources: Mapping[str, tuple[int, int]] | None = None,
+        nodes: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> None:
+        """Set a pool's ListPools metadata; a new pool has no jobs (an empty statistics list).
+
+        ``display_name`` (default: the pool name) is the ``os.modelarts/name`` label;
+        ``resources`` maps flavor to (count, maxCount), default ``{"modelarts.vm.cpu.8u":
+        (1, 1)}``; ``nodes`` maps a node state (creating, available, abnormal, deleting) to
+        flavor -> node count, default every resource's count available. The phase is served
+        as given (drift keeps Running/Abnormal in step with abnormal nodes). A pool keeps
+        its creationTimestamp: the simulator clock when it first appeared.
+        """
+        info = _validate_pool_info(
+            pool,
+            self._clock(),
+            display_name=display_name,
+            pool_type=pool_type,
+            workspace_id=workspace_id,
+            phase=phase,
+            scope=scope,
+            resources=resources,
+            nodes=nodes,
+        )
+        with self._lock:
+            self._state.ensure_project(project_id)
+            previous = self._state.pool_info[project_id].get(pool)
+            if previous is not None:
+                info.created = previous.created
+            self._state.pool_info[project_id][pool] = info
+            self._state.pools[project_id].setdefault(pool, {})
 
     def remove_pool(self, project_id: str, pool: str) -> bool:
-        """Remove a pool (the API then answers 404 ModelArts.50015001); True if it existed."""
+        """Remove a pool's counts and metadata (workloads then answers 404 ModelArts.50015001,
+        ListPools leaves it out); True if it existed."""
         with self._lock:
+            self._state.pool_info.get(project_id, {}).pop(pool, None)
             return self._state.pools.get(project_id, {}).pop(pool, None) is not None
 
     def set_specs(
@@ -181,10 +236,15 @@ class Simulator:
             self._state.specs[project_id][job_type] = validated
 
     def snapshot_state(self) -> SimulatorState:
-        """A deep copy of every project's pools and specs."""
+        """A deep copy of every project's pools (counts and ListPools items) and specs."""
         with self._lock:
             return SimulatorState(
-                pools=copy.deepcopy(self._state.pools), specs=copy.deepcopy(self._state.specs)
+                pools=copy.deepcopy(self._state.pools),
+                specs=copy.deepcopy(self._state.specs),
+                pool_info={
+                    project_id: {name: info.item(name) for name, info in infos.items()}
+                    for project_id, infos in self._state.pool_info.items()
+                },
             )
 
     # ---------------------------------------------------------------- faults
@@ -227,19 +287,28 @@ class Simulator:
     # ---------------------------------------------------------------- demo
 
     def seed_demo(self, project_id: str, pools: Sequence[str], rng: random.Random) -> None:
-        """Fill a realistic start: train/infer/notebook counts per pool, default specs."""
-        for pool in pools:
+        """Fill a realistic start: train/infer/notebook counts per pool, GPU and NPU pool
+        metadata (Running, every node available), default specs."""
+        for index, pool in enumerate(pools):
             self.set_pool(project_id, pool, {t: _demo_counts(t, rng) for t in WORKLOAD_TYPES})
+            display_name, scope, resources = _demo_pool_info(index)
+            self.set_pool_info(
+                project_id, pool, display_name=display_name, scope=scope, resources=resources
+            )
         for job_type in SPEC_JOB_TYPES:
             self.set_specs(project_id, job_type, default_specs(job_type))
 
     def drift(self, rng: random.Random) -> None:
-        """Move jobs between statuses, add some, and now and then flip a spec's no_resource."""
+        """Move jobs between statuses, add some, now and then flip a spec's no_resource, and
+        now and then turn a pool's node abnormal or repair them (Running <-> Abnormal)."""
         with self._lock:
             for project_pools in self._state.pools.values():
                 for counts in project_pools.values():
                     for statuses in counts.values():
                         _drift_counts(statuses, rng)
+            for infos in self._state.pool_info.values():
+                for info in infos.values():
+                    _drift_nodes(info, rng)
             specs = [
                 spec
                 for by_type in self._state.specs.values()
@@ -288,6 +357,8 @@ class Simulator:
             return _auth_error(str(failure))
         if route.kind == "workloads":
             return self._workloads(route.project_id, route.name)
+        if route.kind == "pools":
+            return self._list_pools(route.project_id, request.query)
         return self._resource_specs(route.project_id, request.query)
 
     def _workloads(self, project_id: str, pool: str) -> _Response:
@@ -303,3 +374,9 @@ class Simulator:
         with self._lock:
             by_type = copy.deepcopy(self._state.specs.get(project_id))
         return _specs_answer(by_type, job_type)
+
+    def _list_pools(self, project_id: str, query: str) -> _Response:
+        params = dict(signing.parse_query(query))
+        with self._lock:
+            infos = copy.deepcopy(self._state.pool_info.get(project_id))
+        return _pools_answer(infos, params)

@@ -1,8 +1,9 @@
-"""What the simulator serves: pool job counts and resource specs, plain data in and out.
+"""What the simulator serves: pool job counts, pool metadata and resource specs, plain data.
 
-The documented names (status keys, job types, spec fields), the records handed to tests
-(:class:`RecordedRequest`, :class:`SimulatorState`), :func:`default_specs`, validation of
-counts and specs set through the API or ``/_simulator``, and the demo's seeding and drift.
+The documented names (status keys, job types, spec fields, pool phases and node states), the
+records handed to tests (:class:`RecordedRequest`, :class:`SimulatorState`),
+:func:`default_specs`, validation of counts, pool metadata and specs set through the API or
+``/_simulator``, and the demo's seeding and drift.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ import copy
 import json
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 __all__ = [
+    "NODE_STATES",
+    "POOL_PHASES",
+    "POOL_TYPES",
     "SPEC_FIELDS",
     "SPEC_JOB_TYPES",
     "STATUS_KEYS",
     "WORKLOAD_TYPES",
     "PoolCounts",
+    "PoolItem",
     "RecordedRequest",
     "SimulatorState",
     "Spec",
@@ -59,10 +65,26 @@ SPEC_FIELDS = (
 )
 """Fields of one resource spec, in the order of the seed's sample response."""
 
+POOL_PHASES = ("Creating", "Running", "Abnormal", "Deleting", "Error")
+"""Documented ``status.phase`` values of a ListPools item."""
+
+POOL_TYPES = ("Dedicate", "Logical")
+"""Documented ``spec.type`` values of a ListPools item."""
+
+NODE_STATES = ("creating", "available", "abnormal", "deleting")
+"""Documented node states under ``status.resources`` of a ListPools item, in order."""
+
 PoolCounts = dict[str, dict[str, int]]
 """Job type -> status key (API casing) -> number of jobs."""
 Spec = dict[str, object]
 """One resource spec in API JSON form."""
+PoolItem = dict[str, object]
+"""One ListPools item (``"kind": "Pool"``) in API JSON form."""
+
+_NAME_LABEL = "os.modelarts/name"
+_WORKSPACE_LABEL = "os.modelarts/workspace.id"
+_DEFAULT_SCOPE = ("Train", "Infer", "Notebook")
+_DEFAULT_RESOURCES: Mapping[str, tuple[int, int]] = {"modelarts.vm.cpu.8u": (1, 1)}
 
 
 @dataclass(frozen=True)
@@ -79,13 +101,55 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class SimulatorState:
-    """Deep copy of the data: project -> pool -> counts; project -> job type -> specs."""
+    """Deep copy of the data: project -> pool -> counts; project -> job type -> specs;
+    project -> pool -> ListPools item (``pool_info``, exactly as ListPools serves it)."""
 
     pools: dict[str, dict[str, PoolCounts]]
     specs: dict[str, dict[str, list[Spec]]]
+    pool_info: dict[str, dict[str, PoolItem]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
-        return {"pools": copy.deepcopy(self.pools), "specs": copy.deepcopy(self.specs)}
+        return {
+            "pools": copy.deepcopy(self.pools),
+            "specs": copy.deepcopy(self.specs),
+            "pool_info": copy.deepcopy(self.pool_info),
+        }
+
+
+@dataclass
+class _PoolInfo:
+    """One pool's ListPools metadata; ``nodes`` holds every state of :data:`NODE_STATES`."""
+
+    display_name: str
+    pool_type: str
+    workspace_id: str
+    phase: str
+    scope: list[str]
+    resources: dict[str, tuple[int, int]]  # flavor -> (count, maxCount)
+    nodes: dict[str, dict[str, int]]  # state -> flavor -> node count
+    created: float
+
+    def labels(self) -> dict[str, str]:
+        return {_NAME_LABEL: self.display_name, _WORKSPACE_LABEL: self.workspace_id}
+
+    def item(self, name: str) -> PoolItem:
+        """The ListPools item: flavors with no node in a state are left out of its list."""
+        created = datetime.fromtimestamp(self.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        resources = [
+            {"flavor": flavor, "count": count, "maxCount": max_count}
+            for flavor, (count, max_count) in self.resources.items()
+        ]
+        nodes = {
+            state: [{"flavor": f, "count": n} for f, n in self.nodes[state].items() if n > 0]
+            for state in NODE_STATES
+        }
+        return {
+            "kind": "Pool",
+            "apiVersion": "v2",
+            "metadata": {"name": name, "creationTimestamp": created, "labels": self.labels()},
+            "spec": {"type": self.pool_type, "scope": list(self.scope), "resources": resources},
+            "status": {"phase": self.phase, "resources": nodes},
+        }
 
 
 def default_specs(job_type: str) -> list[Spec]:
@@ -123,22 +187,96 @@ def default_specs(job_type: str) -> list[Spec]:
 # --------------------------------------------------------------------------- validation
 
 
+def _count(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{where} must be an integer >= 0")
+    return value
+
+
+def _count_row(row: object, where: str, what: str) -> dict[str, int]:
+    """A mapping of names (``what``) to counts, e.g. status -> jobs or flavor -> nodes."""
+    if not isinstance(row, Mapping):
+        raise TypeError(f"{where} must map {what} to count")
+    result: dict[str, int] = {}
+    for key, count in row.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{what} keys of {where} must be strings")
+        result[key] = _count(count, f"{where}[{key!r}]")
+    return result
+
+
 def _validate_counts(counts: object) -> PoolCounts:
     if not isinstance(counts, Mapping):
         raise TypeError("counts must map job type to {status: count}")
     result: PoolCounts = {}
     for job_type, statuses in counts.items():
-        if not isinstance(job_type, str) or not isinstance(statuses, Mapping):
+        if not isinstance(job_type, str):
             raise TypeError(f"counts[{job_type!r}] must map status to count")
-        row: dict[str, int] = {}
-        for status, count in statuses.items():
-            if not isinstance(status, str):
-                raise TypeError(f"status keys of {job_type!r} must be strings")
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise ValueError(f"counts[{job_type!r}][{status!r}] must be an integer >= 0")
-            row[status] = count
-        result[job_type] = row
+        result[job_type] = _count_row(statuses, f"counts[{job_type!r}]", "status")
     return result
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty string")
+    return value
+
+
+def _validate_resources(resources: object) -> dict[str, tuple[int, int]]:
+    if not isinstance(resources, Mapping):
+        raise TypeError("resources must map flavor to (count, maxCount)")
+    result: dict[str, tuple[int, int]] = {}
+    for flavor, pair in resources.items():
+        where = f"resources[{flavor!r}]"
+        if not isinstance(flavor, str) or not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise TypeError(f"{where} must be a (count, maxCount) pair")
+        count, max_count = _count(pair[0], f"{where} count"), _count(pair[1], f"{where} maxCount")
+        if count > max_count:
+            raise ValueError(f"{where}: count {count} exceeds maxCount {max_count}")
+        result[flavor] = (count, max_count)
+    return result
+
+
+def _validate_nodes(nodes: object) -> dict[str, dict[str, int]]:
+    if not isinstance(nodes, Mapping):
+        raise TypeError("nodes must map state to {flavor: count}")
+    unknown = sorted(str(state) for state in nodes if state not in NODE_STATES)
+    if unknown:
+        raise ValueError(f"unknown node states {unknown}; known: {list(NODE_STATES)}")
+    return {
+        state: _count_row(nodes.get(state, {}), f"nodes[{state!r}]", "flavor")
+        for state in NODE_STATES
+    }
+
+
+def _validate_pool_info(
+    pool: str,
+    created: float,
+    *,
+    display_name: object = None,
+    pool_type: object = "Dedicate",
+    workspace_id: object = "0",
+    phase: object = "Running",
+    scope: object = _DEFAULT_SCOPE,
+    resources: object = None,
+    nodes: object = None,
+) -> _PoolInfo:
+    """Checked metadata; the defaults are those of ``Simulator.set_pool_info``."""
+    if isinstance(scope, str | bytes) or not isinstance(scope, Sequence):
+        raise TypeError("scope must be a list of strings")
+    checked = _validate_resources(_DEFAULT_RESOURCES if resources is None else resources)
+    if nodes is None:
+        nodes = {"available": {flavor: count for flavor, (count, _) in checked.items()}}
+    return _PoolInfo(
+        display_name=_text(pool if display_name is None else display_name, "display_name"),
+        pool_type=_text(pool_type, "pool_type"),
+        workspace_id=_text(workspace_id, "workspace_id"),
+        phase=_text(phase, "phase"),
+        scope=[_text(item, "each scope entry") for item in scope],
+        resources=checked,
+        nodes=_validate_nodes(nodes),
+        created=created,
+    )
 
 
 def _validate_specs(specs: object) -> list[Spec]:
@@ -194,6 +332,44 @@ def _drift_counts(statuses: dict[str, int], rng: random.Random) -> None:
     if rng.random() < 0.1:  # finished jobs get deleted now and then
         for key in ("Completed", "Terminated", "Failed"):
             statuses[key] = max(0, statuses[key] - rng.randint(0, 2))
+
+
+def _move_node(source: dict[str, int], target: dict[str, int], rng: random.Random) -> None:
+    flavors = [flavor for flavor, count in source.items() if count > 0]
+    if flavors:
+        flavor = rng.choice(flavors)
+        source[flavor] -= 1
+        target[flavor] = target.get(flavor, 0) + 1
+
+
+def _drift_nodes(info: _PoolInfo, rng: random.Random) -> None:
+    """Now and then all abnormal nodes recover, or one available node turns abnormal; a
+    Running or Abnormal pool is then Abnormal exactly when it has abnormal nodes."""
+    available, abnormal = info.nodes["available"], info.nodes["abnormal"]
+    if rng.random() < 0.05:
+        while any(abnormal.values()):
+            _move_node(abnormal, available, rng)
+    if rng.random() < 0.05:
+        _move_node(available, abnormal, rng)
+    if info.phase in ("Running", "Abnormal"):
+        info.phase = "Abnormal" if any(abnormal.values()) else "Running"
+
+
+_DEMO_POOLS: tuple[tuple[str, tuple[str, ...], dict[str, tuple[int, int]]], ...] = (
+    ("Training (GPU)", ("Train",), {"modelarts.bm.gpu.8v100": (4, 8),
+                                    "modelarts.vm.cpu.8u": (2, 4)}),
+    ("Inference (NPU)", ("Infer",), {"modelarts.vm.npu.arm.1snt9b3": (6, 12),
+                                     "modelarts.vm.gpu.t4": (2, 4)}),
+    ("Notebooks (GPU)", ("Notebook",), {"modelarts.vm.gpu.t4": (3, 6)}),
+    ("Training (NPU)", ("Train",), {"modelarts.bm.npu.arm.8snt9b3.d": (2, 4)}),
+)  # fmt: skip
+
+
+def _demo_pool_info(index: int) -> tuple[str, tuple[str, ...], dict[str, tuple[int, int]]]:
+    """Display name, scope and flavors of the ``index``-th demo pool (a GPU/NPU mix)."""
+    name, scope, resources = _DEMO_POOLS[index % len(_DEMO_POOLS)]
+    lap = index // len(_DEMO_POOLS)
+    return (f"{name} {lap + 1}" if lap else name), scope, dict(resources)
 
 
 def _demo_counts(job_type: str, rng: random.Random) -> dict[str, int]:

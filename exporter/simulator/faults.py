@@ -22,15 +22,20 @@ from exporter.simulator.wire import (
     _Response,
 )
 
-__all__ = ["FAULT_VARIANTS", "OVERSIZED_BYTES", "Fault"]
+__all__ = ["FAULT_APIS", "FAULT_VARIANTS", "OVERSIZED_BYTES", "Fault"]
 
-FAULT_VARIANTS = frozenset(
-    {"statics", "string_counts", "is_success_false", "is_success_false_error_msg", "oversized"}
-)
+FAULT_APIS = frozenset({"workloads", "specs", "pools", "iam"})
+"""What ``Fault.api`` may name: ShowWorkloadStatistics, QueryJobResourceSpecs, ListPools, IAM."""
+
+_VARIANT_APIS: dict[str, frozenset[str]] = {
+    "statics": frozenset({"workloads"}),
+    "string_counts": frozenset({"workloads"}),
+    "is_success_false": frozenset({"specs"}),
+    "is_success_false_error_msg": frozenset({"specs"}),
+    "oversized": frozenset({"workloads", "specs", "pools"}),
+}
+FAULT_VARIANTS = frozenset(_VARIANT_APIS)
 OVERSIZED_BYTES = 20 * 1024 * 1024
-
-_WORKLOAD_VARIANTS = frozenset({"statics", "string_counts", "oversized"})
-_SPECS_VARIANTS = frozenset({"is_success_false", "is_success_false_error_msg", "oversized"})
 
 _T = TypeVar("_T")
 
@@ -40,14 +45,18 @@ class Fault:
     """A misbehaviour to inject; see the :mod:`exporter.simulator` docstring for examples.
 
     ``path_contains`` selects requests whose raw path contains it; ``""`` selects every
-    request except IAM (``/v3/...``), which only a non-empty match such as ``"/v3/"``
-    selects. A fault with a ``variant`` only selects the API the variant applies to
-    (``statics``/``string_counts``: workloads; ``is_success_false*``: resource-specs;
-    ``oversized``: both). ``status`` and/or ``body`` replace the answer without checking
-    credentials (``body`` defaults to the documented error body for ``status``); otherwise
-    the normal answer is produced and ``variant`` reshapes a 200. ``headers`` are added
-    either way, ``latency`` seconds are slept first, ``close_connection`` drops the socket
-    without answering. ``times`` is how many requests it applies to (None: until cleared).
+    request except IAM (``/v3/...``), which only a non-empty match such as ``"/v3/"`` or
+    ``api="iam"`` selects. ``api`` (one of :data:`FAULT_APIS`: ``"workloads"``, ``"specs"``,
+    ``"pools"`` for ListPools, ``"iam"``) selects only that API's requests; it tells ListPools
+    (``/v2/{project}/pools``) from workloads (``/v2/{project}/statistics/pools/...``), which
+    ``path_contains="pools"`` does not. A fault with a ``variant`` only selects the APIs the
+    variant applies to (``statics``/``string_counts``: workloads; ``is_success_false*``:
+    resource-specs; ``oversized``: all three). ``status`` and/or ``body`` replace the answer
+    without checking credentials (``body`` defaults to the documented error body for
+    ``status``); otherwise the normal answer is produced and ``variant`` reshapes a 200.
+    ``headers`` are added either way, ``latency`` seconds are slept first,
+    ``close_connection`` drops the socket without answering. ``times`` is how many requests
+    it applies to (None: until cleared).
     """
 
     path_contains: str = ""
@@ -58,10 +67,15 @@ class Fault:
     times: int | None = None
     close_connection: bool = False
     variant: str | None = None
+    api: str | None = None
 
     def __post_init__(self) -> None:
         if self.variant is not None and self.variant not in FAULT_VARIANTS:
             raise ValueError(f"unknown fault variant {self.variant!r}")
+        if self.api is not None and self.api not in FAULT_APIS:
+            raise ValueError(f"unknown fault api {self.api!r}; known: {sorted(FAULT_APIS)}")
+        if self.api and self.variant and self.api not in _VARIANT_APIS[self.variant]:
+            raise ValueError(f"variant {self.variant!r} never applies to api {self.api!r}")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be at least 1 (or None)")
         if self.latency < 0:
@@ -72,41 +86,70 @@ class Fault:
 
     @classmethod
     def throttled(
-        cls, retry_after: float | None = None, *, path_contains: str = "", times: int | None = None
+        cls,
+        retry_after: float | None = None,
+        *,
+        path_contains: str = "",
+        times: int | None = None,
+        api: str | None = None,
     ) -> Fault:
         """429 ``APIGW.0308``, with ``Retry-After`` when given."""
         headers = {} if retry_after is None else {"Retry-After": _format_number(retry_after)}
         body = _json_bytes({"error_code": "APIGW.0308", "error_msg": _THROTTLE_MSG})
-        return cls(path_contains=path_contains, status=429, body=body, headers=headers, times=times)
+        return cls(
+            path_contains=path_contains,
+            status=429,
+            body=body,
+            headers=headers,
+            times=times,
+            api=api,
+        )
 
     @classmethod
     def server_error(
-        cls, status: int = 500, *, path_contains: str = "", times: int | None = None
+        cls,
+        status: int = 500,
+        *,
+        path_contains: str = "",
+        times: int | None = None,
+        api: str | None = None,
     ) -> Fault:
         """A 5xx (500, 502, 503, 504) with the gateway's usual body."""
-        return cls(path_contains=path_contains, status=status, times=times)
+        return cls(path_contains=path_contains, status=status, times=times, api=api)
 
     @classmethod
-    def unauthorized(cls, *, path_contains: str = "", times: int | None = None) -> Fault:
+    def unauthorized(
+        cls, *, path_contains: str = "", times: int | None = None, api: str | None = None
+    ) -> Fault:
         """401 ``APIGW.0301`` whatever the credentials."""
-        return cls(path_contains=path_contains, status=401, times=times)
+        return cls(path_contains=path_contains, status=401, times=times, api=api)
 
     @classmethod
-    def disconnect(cls, *, path_contains: str = "", times: int | None = None) -> Fault:
+    def disconnect(
+        cls, *, path_contains: str = "", times: int | None = None, api: str | None = None
+    ) -> Fault:
         """Close the connection without answering."""
-        return cls(path_contains=path_contains, close_connection=True, times=times)
+        return cls(path_contains=path_contains, close_connection=True, times=times, api=api)
 
     @classmethod
-    def slow(cls, seconds: float, *, path_contains: str = "", times: int | None = None) -> Fault:
+    def slow(
+        cls,
+        seconds: float,
+        *,
+        path_contains: str = "",
+        times: int | None = None,
+        api: str | None = None,
+    ) -> Fault:
         """Answer normally after ``seconds``."""
-        return cls(path_contains=path_contains, latency=seconds, times=times)
+        return cls(path_contains=path_contains, latency=seconds, times=times, api=api)
 
     @classmethod
-    def malformed_json(cls, *, path_contains: str = "", times: int | None = None) -> Fault:
+    def malformed_json(
+        cls, *, path_contains: str = "", times: int | None = None, api: str | None = None
+    ) -> Fault:
         """200 with a truncated JSON body."""
-        return cls(
-            path_contains=path_contains, status=200, body=b'{"statistics": {"total": ', times=times
-        )
+        body = b'{"statistics": {"total": '
+        return cls(path_contains=path_contains, status=200, body=body, times=times, api=api)
 
     def to_json(self) -> dict[str, object]:
         """The JSON form accepted by ``POST /_simulator/faults`` and :meth:`from_json`."""
@@ -118,6 +161,7 @@ class Fault:
             "times": self.times,
             "close_connection": self.close_connection,
             "variant": self.variant,
+            "api": self.api,
         }
         if self.body is not None:
             try:
@@ -133,7 +177,7 @@ class Fault:
             raise TypeError("a fault must be a JSON object")
         unknown = set(data) - {
             "path_contains", "status", "body", "body_base64", "headers", "latency", "times",
-            "close_connection", "variant",
+            "close_connection", "variant", "api",
         }  # fmt: skip
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
@@ -159,6 +203,7 @@ class Fault:
             times=_expect_optional_int(data, "times"),
             close_connection=_expect(data, "close_connection", bool, False),
             variant=_expect_optional_str(data, "variant"),
+            api=_expect_optional_str(data, "api"),
         )
 
 
@@ -195,14 +240,14 @@ class _ActiveFault:
 
 
 def _fault_matches(fault: Fault, path: str, kind: str) -> bool:
-    if fault.path_contains not in path:
+    """Whether ``fault`` selects a request for ``path``, which routes to API ``kind``."""
+    if fault.path_contains not in path or fault.api not in (None, kind):
         return False
-    if not fault.path_contains and path.startswith("/v3/"):
+    if not fault.path_contains and fault.api is None and path.startswith("/v3/"):
         return False
     if fault.variant is None or fault.status is not None or fault.body is not None:
         return True
-    allowed = _WORKLOAD_VARIANTS if kind == "workloads" else _SPECS_VARIANTS
-    return kind in ("workloads", "specs") and fault.variant in allowed
+    return kind in _VARIANT_APIS[fault.variant]
 
 
 def _take_fault(faults: list[_ActiveFault], path: str, kind: str) -> Fault | None:

@@ -1,8 +1,8 @@
 """The simulator's wire format, as plain values: requests, responses, routes, JSON bodies.
 
 Which API a method and raw path name (:func:`_route`), the documented answers of
-ShowWorkloadStatistics and QueryJobResourceSpecs, and the gateway, ModelArts and IAM error
-bodies. No sockets and no state here.
+ShowWorkloadStatistics, QueryJobResourceSpecs and ListPools, and the gateway, ModelArts and
+IAM error bodies. No sockets and no state here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from exporter.simulator.data import SPEC_JOB_TYPES, STATUS_KEYS, PoolCounts, Spec
+from exporter.simulator.data import SPEC_JOB_TYPES, STATUS_KEYS, PoolCounts, Spec, _PoolInfo
 
 __all__: list[str] = []
 
@@ -40,7 +40,7 @@ class _Response:
 
 @dataclass(frozen=True)
 class _Route:
-    kind: str  # "workloads" | "specs" | "iam" | "unknown"
+    kind: str  # "workloads" | "specs" | "pools" | "iam" | "unknown"
     project_id: str = ""
     name: str = ""  # pool name for workloads
 
@@ -85,6 +85,14 @@ def _route(method: str, path: str) -> _Route:
         and parts[2]
     ):
         return _Route("specs", unquote(parts[2]))
+    if (
+        method == "GET"
+        and len(parts) == 4
+        and parts[:2] == ["", "v2"]
+        and parts[3] == "pools"
+        and parts[2]
+    ):
+        return _Route("pools", unquote(parts[2]))
     if method == "POST" and path == "/v3/auth/tokens":
         return _Route("iam")
     return _Route("unknown")
@@ -121,6 +129,41 @@ def _specs_answer(by_type: dict[str, list[Spec]] | None, job_type: str | None) -
     return _json(200, {"specs": specs, "is_success": True, "spec_total_count": len(specs)})
 
 
+def _label_selector(text: str) -> list[tuple[str, str]] | None:
+    """The ``key=value`` terms of a labelSelector; None when any term has another form."""
+    if not text:
+        return []
+    terms: list[tuple[str, str]] = []
+    for term in text.split(","):
+        key, equals, value = (part.strip() for part in term.partition("="))
+        if not equals or not key or "=" in value or any(c in key for c in "!() "):
+            return None
+        terms.append((key, value))
+    return terms
+
+
+def _pools_answer(infos: Mapping[str, _PoolInfo] | None, params: Mapping[str, str]) -> _Response:
+    """ListPools: ``infos`` is None for an unknown project; items sorted by name."""
+    if infos is None:
+        return _bad_request()
+    selector = _label_selector(params.get("labelSelector", ""))
+    if selector is None:
+        return _bad_request(
+            f"Invalid labelSelector {params['labelSelector']!r}: only comma-separated"
+            " key=value terms are supported."
+        )
+    workspace = params.get("workspaceId") or "0"
+    phase = params.get("status") or None
+    items = [
+        info.item(name)
+        for name, info in sorted(infos.items())
+        if info.workspace_id == workspace
+        and phase in (None, info.phase)
+        and all(info.labels().get(key) == value for key, value in selector)
+    ]
+    return _json(200, {"kind": "PoolList", "apiVersion": "v2", "metadata": {}, "items": items})
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -128,8 +171,8 @@ def _auth_error(reason: str) -> _Response:
     return _json(401, {"error_code": "APIGW.0301", "error_msg": _AUTH_PREFIX + reason})
 
 
-def _bad_request() -> _Response:
-    return _json(400, {"error_code": "ModelArts.50004000", "error_msg": "Bad request."})
+def _bad_request(message: str = "Bad request.") -> _Response:
+    return _json(400, {"error_code": "ModelArts.50004000", "error_msg": message})
 
 
 def _api_not_found() -> _Response:

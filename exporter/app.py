@@ -21,6 +21,7 @@ from exporter.auth import AkSkAuth, IamTokenAuth, IamTokenSource
 from exporter.budget import RequestBudget
 from exporter.client import ModelArtsClient
 from exporter.config import AkSkCredentials, Config, Target
+from exporter.discovery import PoolDiscovery
 from exporter.exposition import ExpositionCache, process_metrics
 from exporter.models import Api, ItemKey, Snapshot
 from exporter.poller import Clock, Poller, RequestLedger, SystemClock, TargetPoller
@@ -40,6 +41,24 @@ def items_of(target: Target, shard: Shard = UNSHARDED) -> list[ItemKey]:
         ItemKey(target.project_id, Api.RESOURCE_SPECS, j) for j in target.job_types
     ]
     return [item for item in items if shard.owns(item)]
+
+
+def discovery_of(target: Target, config: Config, shard: Shard = UNSHARDED) -> PoolDiscovery | None:
+    """The target's pool discovery, taking only the pools ``shard`` owns; None if off.
+
+    Discovered data may get as many refresh intervals old as ``stale_after`` allows poll
+    intervals: with the defaults (3 x 60 s, refresh 5 min) that is 15 minutes.
+    """
+    if target.discovery is None:
+        return None
+    ratio = target.discovery.refresh_interval / config.poll_interval
+    return PoolDiscovery(
+        target.project_id,
+        target.discovery,
+        owns=shard.owns,
+        slack=config.poll_interval / 2,
+        stale_after=config.stale_after * ratio,
+    )
 
 
 def _rate_of(budget: RequestBudget) -> float:
@@ -79,7 +98,7 @@ class Exporter:
     clients: list[httpx.AsyncClient]
 
     def ready(self) -> bool:
-        return self.poller.snapshot.cycle.cycles > 0
+        return self.poller.ready()
 
     async def close(self) -> None:
         for client in self.clients:
@@ -97,7 +116,8 @@ def build(
 
     Only the items ``shard`` owns are polled. A target none of whose items it owns gets no
     client and no poller, so this exporter publishes nothing for its project, not even
-    ``modelarts_up``: that comes from the shards that own its items.
+    ``modelarts_up``: that comes from the shards that own its items. A target with
+    discovery is polled by every shard: each asks ListPools and keeps the pools it owns.
     """
     clock = clock or SystemClock()
     ledger = RequestLedger()
@@ -105,7 +125,8 @@ def build(
     targets: list[TargetPoller] = []
     for target in config.targets:
         items = items_of(target, shard)
-        if not items:
+        discovery = discovery_of(target, config, shard)
+        if not items and discovery is None:
             continue
         auth: httpx.Auth
         creds = target.credentials
@@ -157,6 +178,7 @@ def build(
                 log,
                 request_rate=partial(_rate_of, budget),
                 refusal_backoff=config.poll_interval,
+                discovery=discovery,
             )
         )
     identity = (shard.index, shard.total)

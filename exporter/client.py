@@ -36,8 +36,14 @@ from exporter.errors import (
     ThrottledError,
     TransportError,
 )
-from exporter.models import Api, ResourceSpecs, WorkloadStatistics
-from exporter.parse import error_fields, load_json, parse_resource_specs, parse_workload_statistics
+from exporter.models import Api, PoolList, ResourceSpecs, WorkloadStatistics
+from exporter.parse import (
+    error_fields,
+    load_json,
+    parse_pool_list,
+    parse_resource_specs,
+    parse_workload_statistics,
+)
 from exporter.signing import canonical_query
 
 __all__ = ["ModelArtsClient", "backoff_delay", "parse_retry_after"]
@@ -121,6 +127,24 @@ class ModelArtsClient:
         path = f"/v1/{self._project}/job/resource-specs"
         body = await self._get(Api.RESOURCE_SPECS, path, [("job_type", job_type)])
         return body.parse(parse_resource_specs)
+
+    async def list_pools(
+        self,
+        *,
+        workspace_id: str | None = None,
+        status: str | None = None,
+        label_selector: str | None = None,
+    ) -> PoolList:
+        """ListPools: the project's resource pools (no pagination). Unset filters are left
+        out of the query; ModelArts then uses workspace ``"0"`` and lists every phase."""
+        path = f"/v2/{self._project}/pools"
+        params = (
+            ("workspaceId", workspace_id),
+            ("status", status),
+            ("labelSelector", label_selector),
+        )
+        body = await self._get(Api.POOLS, path, [(k, v) for k, v in params if v])
+        return body.parse(parse_pool_list)
 
     async def _get(self, api: Api, path: str, query: list[tuple[str, str]]) -> _Body:
         # The canonical query is what the signer signs; sending it as-is keeps them equal.

@@ -13,6 +13,14 @@ Resource specs (one job type, ``specs[]``)::
     modelarts_spec_gpus{…} 1   (and _cpu_cores, _memory_bytes, _max_nodes, _pricing_units)
     modelarts_specs{project_id="…",job_type="train"} 2
 
+Pool discovery (ListPools, one series set per discovered pool)::
+
+    modelarts_pool_info{project_id="…",pool="pool-a",display_name="Training",
+                        pool_type="Dedicate",workspace_id="0"} 1
+    modelarts_pool_phase{project_id="…",pool="pool-a",phase="Running"} 1   (0 for every other phase)
+    modelarts_pool_nodes{project_id="…",pool="pool-a",flavor="…",state="abnormal"} 1
+    modelarts_pool_spec_nodes{…,flavor="…"} 4   (and modelarts_pool_spec_max_nodes)
+
 Health: ``modelarts_up``, ``modelarts_poll_*`` per item, API request and error counters,
 cycle counters, ``modelarts_exporter_build_info`` and ``modelarts_exporter_shard``. Data older
 than ``stale_after`` is left out; health series stay so that an operator can see why.
@@ -29,7 +37,10 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.models import (
+    NODE_STATES,
+    POOL_PHASES,
     ItemState,
+    PoolList,
     ResourceSpec,
     ResourceSpecs,
     Snapshot,
@@ -139,6 +150,65 @@ def spec_families(items: Iterable[ItemState], every: str) -> Iterator[Metric]:
     yield count
 
 
+def pool_families(items: Iterable[ItemState]) -> Iterator[Metric]:
+    """The ListPools (discovery) families."""
+    pool = ["project_id", "pool"]
+    info = GaugeMetricFamily(
+        "modelarts_pool_info",
+        "A discovered resource pool's names, type and workspace (value always 1); pools are "
+        "discovered every discovery.refresh_interval.",
+        labels=[*pool, "display_name", "pool_type", "workspace_id"],
+    )
+    phase = GaugeMetricFamily(
+        "modelarts_pool_phase",
+        "1 for the phase the resource pool is in (Creating, Running, Abnormal, Deleting, "
+        "Error), 0 for the others.",
+        labels=[*pool, "phase"],
+    )
+    nodes = GaugeMetricFamily(
+        "modelarts_pool_nodes",
+        "Nodes of a resource pool by flavor and state (available, abnormal, creating, deleting).",
+        labels=[*pool, "flavor", "state"],
+    )
+    spec_nodes = GaugeMetricFamily(
+        "modelarts_pool_spec_nodes",
+        "Nodes of a flavor the resource pool is configured for (spec.resources count).",
+        labels=[*pool, "flavor"],
+    )
+    spec_max = GaugeMetricFamily(
+        "modelarts_pool_spec_max_nodes",
+        "Most nodes of a flavor the resource pool may scale to (spec.resources maxCount).",
+        labels=[*pool, "flavor"],
+    )
+    for item in items:
+        if not isinstance(item.data, PoolList):
+            continue
+        project = item.key.project_id
+        for found in item.data.pools:
+            labels = [project, found.name]
+            info.add_metric([*labels, found.display_name, found.pool_type, found.workspace_id], 1.0)
+            phases = POOL_PHASES if found.phase in POOL_PHASES else (*POOL_PHASES, found.phase)
+            for name in phases:
+                phase.add_metric([*labels, name], 1.0 if name == found.phase else 0.0)
+            counts = {(flavor, state): n for flavor, state, n in found.nodes}
+            flavors = dict.fromkeys(
+                [f.flavor for f in found.flavors] + [flavor for flavor, _, _ in found.nodes]
+            )
+            for flavor in flavors:
+                for state in NODE_STATES:
+                    nodes.add_metric([*labels, flavor, state], counts.get((flavor, state), 0.0))
+            for spec in found.flavors:
+                if spec.count is not None:
+                    spec_nodes.add_metric([*labels, spec.flavor], spec.count)
+                if spec.max_count is not None:
+                    spec_max.add_metric([*labels, spec.flavor], spec.max_count)
+    yield info
+    yield phase
+    yield nodes
+    yield spec_nodes
+    yield spec_max
+
+
 def health_families(snapshot: Snapshot) -> Iterator[Metric]:
     """The exporter's own view of how polling goes."""
     every = _every(snapshot)
@@ -210,20 +280,29 @@ def health_families(snapshot: Snapshot) -> Iterator[Metric]:
 
 
 def _cycle_families(snapshot: Snapshot) -> Iterator[Metric]:
-    cycle = snapshot.cycle
-    yield CounterMetricFamily(
-        "modelarts_exporter_poll_cycles", "Poll cycles completed.", value=cycle.cycles
+    project = ["project_id"]
+    cycles = CounterMetricFamily(
+        "modelarts_exporter_poll_cycles",
+        "Poll cycles completed; every project is polled on its own loop.",
+        labels=project,
     )
-    yield CounterMetricFamily(
+    skipped = CounterMetricFamily(
         "modelarts_exporter_skipped_cycles",
-        "Poll cycles skipped because the previous cycle overran the interval.",
-        value=cycle.skipped,
+        "Poll cycles of the project skipped because its previous cycle overran the interval.",
+        labels=project,
     )
-    yield GaugeMetricFamily(
+    duration = GaugeMetricFamily(
         "modelarts_exporter_poll_cycle_duration_seconds",
-        "Wall time of the last complete poll cycle.",
-        value=cycle.last_duration_seconds,
+        "Wall time of the project's last complete poll cycle.",
+        labels=project,
     )
+    for project_id, stats in snapshot.cycles:
+        cycles.add_metric([project_id], stats.cycles)
+        skipped.add_metric([project_id], stats.skipped)
+        duration.add_metric([project_id], stats.last_duration_seconds)
+    yield cycles
+    yield skipped
+    yield duration
     yield GaugeMetricFamily(
         "modelarts_exporter_poll_interval_seconds",
         "Configured poll interval.",
@@ -264,4 +343,5 @@ class SnapshotCollector(Collector):
         every = _every(self._snapshot)
         yield from workload_families(fresh, every)
         yield from spec_families(fresh, every)
+        yield from pool_families(fresh)
         yield from health_families(self._snapshot)

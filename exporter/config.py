@@ -32,6 +32,7 @@ __all__ = [
     "AkSkCredentials",
     "Config",
     "Credentials",
+    "Discovery",
     "PasswordCredentials",
     "RetryPolicy",
     "Secret",
@@ -112,6 +113,32 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class Discovery:
+    """Pool discovery through ListPools: which pools to take, and how often to ask.
+
+    A pool is taken when ``include`` is empty or one of its patterns matches the pool's
+    name or display name, and no ``exclude`` pattern matches either. Patterns are anchored
+    (they must match the whole name), as in Prometheus relabelling.
+    """
+
+    workspace_id: str | None = None
+    status: str | None = None
+    label_selector: str | None = None
+    include: tuple[re.Pattern[str], ...] = ()
+    exclude: tuple[re.Pattern[str], ...] = ()
+    refresh_interval: float = 300.0
+
+    def selects(self, name: str, display_name: str) -> bool:
+        """Whether a pool with this name and display name is taken."""
+        names = (name, display_name) if display_name else (name,)
+
+        def matches(patterns: tuple[re.Pattern[str], ...]) -> bool:
+            return any(p.fullmatch(n) for p in patterns for n in names)
+
+        return (not self.include or matches(self.include)) and not matches(self.exclude)
+
+
+@dataclass(frozen=True)
 class Target:
     """One ModelArts project in one region, with its credentials and what to poll there."""
 
@@ -123,6 +150,8 @@ class Target:
     job_types: tuple[str, ...]
     credentials: Credentials
     max_concurrency: int
+    #: Pools found through ListPools, polled besides ``pools``; None: no discovery.
+    discovery: Discovery | None = None
     #: The request budget (``exporter.budget``): average rate and burst, retries included.
     requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
     burst: int = DEFAULT_BURST
@@ -396,6 +425,45 @@ def _job_types(value: object, path: str) -> tuple[str, ...]:
     return _Section(value, path, ("job_types",)).take("job_types", _string_list, _NONE)
 
 
+#: Pool discovery is refreshed this often unless configured (or poll_interval, if longer).
+DEFAULT_REFRESH_INTERVAL = 300.0
+
+
+def _patterns(value: object, path: str) -> tuple[re.Pattern[str], ...]:
+    patterns = []
+    for i, text in enumerate(_string_list(value, path)):
+        try:
+            patterns.append(re.compile(text))
+        except re.error as exc:
+            raise ConfigError(f"{path}[{i}]", f"not a valid regular expression: {exc}") from None
+    return tuple(patterns)
+
+
+def _word(value: object, path: str) -> str:
+    """A non-empty string; a number (YAML reads workspace_id: 0 as one) becomes its text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _string(value, path)
+
+
+def _discovery(value: object, path: str, poll_interval: float) -> Discovery:
+    keys = ("workspace_id", "status", "label_selector", "include", "exclude", "refresh_interval")
+    section = _Section(value, path, keys)
+    refresh = section.take(
+        "refresh_interval", parse_duration, max(DEFAULT_REFRESH_INTERVAL, poll_interval)
+    )
+    if refresh < poll_interval:
+        raise ConfigError(section.at("refresh_interval"), "must be at least poll_interval")
+    return Discovery(
+        workspace_id=section.take("workspace_id", _word, None),
+        status=section.take("status", _word, None),
+        label_selector=section.take("label_selector", _word, None),
+        include=section.take("include", _patterns, ()),
+        exclude=section.take("exclude", _patterns, ()),
+        refresh_interval=refresh,
+    )
+
+
 _TARGET_KEYS = (
     "project_id",
     "region",
@@ -407,6 +475,7 @@ _TARGET_KEYS = (
     "max_concurrency",
     "requests_per_second",
     "burst",
+    "discovery",
 )
 
 
@@ -417,6 +486,7 @@ class _TargetDefaults:
     max_concurrency: int
     requests_per_second: float
     burst: int | None
+    poll_interval: float
 
 
 def _target(value: object, path: str, ctx: _Context, defaults: _TargetDefaults) -> Target:
@@ -438,9 +508,15 @@ def _target(value: object, path: str, ctx: _Context, defaults: _TargetDefaults) 
         max_concurrency=section.take("max_concurrency", _positive_int, defaults.max_concurrency),
         requests_per_second=rate,
         burst=section.take("burst", _positive_int, burst),
+        # Present, even empty (``discovery:``), turns discovery on with its defaults.
+        discovery=_discovery(
+            section.data["discovery"], section.at("discovery"), defaults.poll_interval
+        )
+        if "discovery" in section.data
+        else None,
     )
-    if not target.pools and not target.job_types:
-        raise ConfigError(path, "nothing to poll: set pools or resource_specs.job_types")
+    if not target.pools and not target.job_types and target.discovery is None:
+        raise ConfigError(path, "nothing to poll: set pools, discovery or resource_specs.job_types")
     return target
 
 
@@ -498,7 +574,7 @@ def parse(
     max_concurrency = root.take("max_concurrency", _positive_int, 8)
     rate = root.take("requests_per_second", _positive_number, DEFAULT_REQUESTS_PER_SECOND)
     burst: int | None = root.take("burst", _positive_int, None)
-    defaults = _TargetDefaults(max_concurrency, rate, burst)
+    defaults = _TargetDefaults(max_concurrency, rate, burst, interval)
     config = Config(
         poll_interval=interval,
         stale_after=root.take("stale_after", parse_duration, 3 * interval),
@@ -549,6 +625,8 @@ def redacted(config: Config) -> dict[str, Any]:
     def plain(node: object) -> object:
         if isinstance(node, Secret):
             return str(node)
+        if isinstance(node, re.Pattern):
+            return node.pattern
         if hasattr(node, "__dataclass_fields__"):
             return {name: plain(getattr(node, name)) for name in node.__dataclass_fields__}
         if isinstance(node, tuple | list):

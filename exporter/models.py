@@ -1,20 +1,25 @@
 """Plain, immutable data: what the APIs returned, and the ``Snapshot`` the poller publishes.
 
-Nothing here does I/O. The poller builds a new ``Snapshot`` at the end of every cycle and
-swaps it in whole; the collector and the exposition cache only ever read one.
+Nothing here does I/O. The poller builds a new ``Snapshot`` at the end of every target's
+cycle and swaps it in whole; the collector and the exposition cache only ever read one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "NODE_STATES",
+    "POOL_PHASES",
     "Api",
     "CycleStats",
     "ItemKey",
     "ItemState",
     "JobTypeStatistics",
+    "Pool",
+    "PoolFlavor",
+    "PoolList",
     "ResourceSpec",
     "ResourceSpecs",
     "Snapshot",
@@ -27,6 +32,7 @@ class Api(StrEnum):
 
     WORKLOAD_STATISTICS = "workload_statistics"
     RESOURCE_SPECS = "resource_specs"
+    POOLS = "pools"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +77,44 @@ class ResourceSpecs:
     specs: tuple[ResourceSpec, ...]
 
 
-Result = WorkloadStatistics | ResourceSpecs
+#: Documented ListPools ``status.phase`` values, in lifecycle order.
+POOL_PHASES = ("Creating", "Running", "Abnormal", "Deleting", "Error")
+#: Documented keys of ListPools ``status.resources``: node states.
+NODE_STATES = ("available", "abnormal", "creating", "deleting")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolFlavor:
+    """One ListPools ``spec.resources[]`` entry: the nodes a pool is configured for."""
+
+    flavor: str
+    count: float | None
+    max_count: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """One ListPools ``items[]`` entry; strings are "" when the API left them out."""
+
+    #: ``metadata.name``: the pool id that ShowWorkloadStatistics takes as ``{pool_name}``
+    name: str
+    display_name: str
+    pool_type: str
+    workspace_id: str
+    phase: str
+    flavors: tuple[PoolFlavor, ...]
+    #: (flavor, node state, nodes) from ``status.resources``, summed per flavor and state
+    nodes: tuple[tuple[str, str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolList:
+    """ListPools for one project, after the target's include/exclude rules and sharding."""
+
+    pools: tuple[Pool, ...]
+
+
+Result = WorkloadStatistics | ResourceSpecs | PoolList
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -80,7 +123,8 @@ class ItemKey:
 
     project_id: str
     api: Api
-    #: the pool name (workload_statistics) or the job type (resource_specs)
+    #: the pool name (workload_statistics), the job type (resource_specs) or the
+    #: workspace id (pools: discovery)
     target: str
 
 
@@ -98,6 +142,15 @@ class ItemState:
     data: Result | None
     #: The bounded error code of the latest failure, None after a success.
     error_code: str | None = None
+    #: How old the data may get before it leaves /metrics; None: the snapshot's
+    #: ``stale_after_seconds``. Discovery, refreshed less often, allows longer.
+    stale_after: float | None = None
+
+    def expires(self, default: float) -> float | None:
+        """The Unix time the data goes stale; None without data."""
+        if self.data is None or self.last_success is None:
+            return None
+        return self.last_success + (default if self.stale_after is None else self.stale_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +176,8 @@ class Snapshot:
     requests: tuple[tuple[tuple[str, str, str], int], ...] = ()
     #: (project_id, api, error code) -> failed polls
     errors: tuple[tuple[tuple[str, str, str], int], ...] = ()
-    cycle: CycleStats = field(default_factory=CycleStats)
+    #: project_id -> that target's poll loop counters
+    cycles: tuple[tuple[str, CycleStats], ...] = ()
     #: (index, total) of the exporter's shard (``exporter.sharding.Shard``); (0, 1) unsharded
     shard: tuple[int, int] = (0, 1)
     #: project_id -> requests per second its request budget allows now
@@ -131,17 +185,10 @@ class Snapshot:
 
     def is_fresh(self, item: ItemState, now: float) -> bool:
         """Whether ``item``'s data may still be shown at ``now`` (not older than stale_after)."""
-        return (
-            item.data is not None
-            and item.last_success is not None
-            and now - item.last_success < self.stale_after_seconds
-        )
+        expires = item.expires(self.stale_after_seconds)
+        return expires is not None and now < expires
 
     def expires_at(self, now: float) -> float | None:
         """The next moment after ``now`` when shown data goes stale (the exposition changes)."""
-        moments = [
-            item.last_success + self.stale_after_seconds
-            for item in self.items
-            if item.data is not None and item.last_success is not None
-        ]
-        return min((m for m in moments if m > now), default=None)
+        moments = (item.expires(self.stale_after_seconds) for item in self.items)
+        return min((m for m in moments if m is not None and m > now), default=None)

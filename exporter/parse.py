@@ -4,7 +4,9 @@
 Tolerated on purpose (``shared/HUAWEI_API_NOTES.md``): the ``statics`` top-level key, counts as
 strings, unknown job types and status keys (passed through), ``error_msg`` / ``error_message``
 / ``errorMsg`` / ``message``. In resource specs, a numeric field that is not a number is
-dropped (that one series is skipped) rather than failing the whole response.
+dropped (that one series is skipped) rather than failing the whole response. In ListPools, a
+pool without a name fails the response (discovery then keeps the last good list); a missing
+label, phase or node entry only leaves that string empty or that series out.
 """
 
 from __future__ import annotations
@@ -16,11 +18,21 @@ import sys
 from typing import Any
 
 from exporter.errors import ApiError, ErrorDetail, ResponseError, safe_error_code
-from exporter.models import JobTypeStatistics, ResourceSpec, ResourceSpecs, WorkloadStatistics
+from exporter.models import (
+    NODE_STATES,
+    JobTypeStatistics,
+    Pool,
+    PoolFlavor,
+    PoolList,
+    ResourceSpec,
+    ResourceSpecs,
+    WorkloadStatistics,
+)
 
 __all__ = [
     "error_fields",
     "load_json",
+    "parse_pool_list",
     "parse_resource_specs",
     "parse_workload_statistics",
 ]
@@ -197,3 +209,67 @@ def parse_resource_specs(body: object) -> ResourceSpecs:
         total_count=_number(root.get("spec_total_count")),
         specs=tuple(specs.values()),
     )
+
+
+_DISPLAY_NAME = "os.modelarts/name"
+_WORKSPACE = "os.modelarts/workspace.id"
+
+
+def _dig(value: object, *path: str) -> object:
+    """The value at ``path`` inside nested objects; None when any step is missing."""
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _string_at(value: object, *path: str) -> str:
+    """The string at ``path`` inside nested objects; "" when absent or not a string."""
+    found = _dig(value, *path)
+    return _text(found) if isinstance(found, str) else ""
+
+
+def _flavor_rows(entries: object) -> list[tuple[str, float | None, float | None]]:
+    """(flavor, count, maxCount) of a list of ``{"flavor", "count"[, "maxCount"]}``; entries
+    without a flavor name are left out, numbers that are not numbers are None."""
+    rows = []
+    for entry in entries if isinstance(entries, list) else []:
+        flavor = _string_at(entry, "flavor")
+        if flavor:
+            count, max_count = _dig(entry, "count"), _dig(entry, "maxCount")
+            rows.append((flavor, _number(count), _number(max_count)))
+    return rows
+
+
+def _pool(raw: object, where: str) -> Pool:
+    item = _object(raw, where)
+    name = _string_at(item, "metadata", "name")
+    if not name:
+        raise _invalid(f"{where}.metadata.name", "expected a non-empty string")
+    nodes: dict[tuple[str, str], float] = {}
+    for state in NODE_STATES:
+        for flavor, count, _ in _flavor_rows(_dig(item, "status", "resources", state)):
+            if count is not None and count >= 0:
+                nodes[(flavor, state)] = nodes.get((flavor, state), 0.0) + count
+    flavors: dict[str, PoolFlavor] = {}
+    for flavor, count, max_count in _flavor_rows(_dig(item, "spec", "resources")):
+        flavors.setdefault(flavor, PoolFlavor(flavor, count, max_count))
+    return Pool(
+        name=name,
+        display_name=_string_at(item, "metadata", "labels", _DISPLAY_NAME),
+        pool_type=_string_at(item, "spec", "type"),
+        workspace_id=_string_at(item, "metadata", "labels", _WORKSPACE),
+        phase=_string_at(item, "status", "phase"),
+        flavors=tuple(flavors.values()),
+        nodes=tuple((flavor, state, count) for (flavor, state), count in nodes.items()),
+    )
+
+
+def parse_pool_list(body: object) -> PoolList:
+    """ListPools. ``items`` is required: a body without it must not read as "no pools",
+    which would drop every discovered pool. A pool listed twice keeps its first entry."""
+    root = _object(body, "$")
+    pools: dict[str, Pool] = {}
+    for index, raw in enumerate(_array(root.get("items"), "$.items")):
+        pool = _pool(raw, f"$.items[{index}]")
+        pools.setdefault(pool.name, pool)
+    return PoolList(pools=tuple(pools.values()))

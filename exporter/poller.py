@@ -1,8 +1,14 @@
-"""The poll loop: every interval, poll every item, then publish one new ``Snapshot``.
+"""The poll loops: every interval, each target polls its items, then a new ``Snapshot``
+is published.
 
-- **Items.** An item is one (project, api, target): a pool's workload statistics or a job
-  type's resource specs. Each target (project) has its own ``TargetPoller`` with its own
-  client, credentials and concurrency bound, so one project never slows another.
+- **Items.** An item is one (project, api, target): a pool's workload statistics, a job
+  type's resource specs, or the target's pool discovery (ListPools). Discovered pools join
+  and leave the target's items when ListPools is refreshed; an item that leaves also leaves
+  the snapshot.
+- **Targets are independent.** Each target (project) has its own ``TargetPoller`` with its
+  own client, credentials, concurrency bound, request budget and refusal backoff, and its
+  own loop on its own ticks. A slow, failing or locked-out target never delays or blanks
+  another: each target's cycle publishes a snapshot with its own fresh data.
 - **Credential safety.** In each cycle a target sends one request first; only if it was not
   refused (401/403) do the rest follow. After any 401/403 the target's remaining items are
   skipped until the next interval, so a bad key costs one failed request per interval,
@@ -10,8 +16,8 @@
 - **Isolation.** A failure marks that one item failed and keeps its last good data; the data
   leaves /metrics once older than ``stale_after``, or at once when ModelArts says the pool
   does not exist (404 ``ModelArts.50015001``).
-- **No overlap.** Cycles run one after another on a fixed grid of ticks. A cycle that runs past
-  one or more ticks skips them; each skipped tick is logged and counted.
+- **No overlap.** A target's cycles run one after another on a fixed grid of ticks. A cycle
+  that runs past one or more ticks skips them; each skipped tick is logged and counted.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Protocol
 
 import structlog
 
+from exporter.discovery import PoolDiscovery
 from exporter.errors import (
     ApiError,
     AuthError,
@@ -35,7 +42,7 @@ from exporter.errors import (
     PollError,
     ThrottledError,
 )
-from exporter.models import Api, CycleStats, ItemKey, ItemState, Result, Snapshot
+from exporter.models import Api, CycleStats, ItemKey, ItemState, PoolList, Result, Snapshot
 
 __all__ = ["Clock", "Poller", "RequestLedger", "SystemClock", "TargetPoller"]
 
@@ -65,6 +72,13 @@ class Source(Protocol):
 
     async def workload_statistics(self, pool: str) -> Result: ...
     async def resource_specs(self, job_type: str) -> Result: ...
+    async def list_pools(
+        self,
+        *,
+        workspace_id: str | None = None,
+        status: str | None = None,
+        label_selector: str | None = None,
+    ) -> PoolList: ...
 
 
 class RequestLedger:
@@ -110,11 +124,13 @@ class TargetPoller:
         log: structlog.typing.FilteringBoundLogger,
         request_rate: Callable[[], float] | None = None,
         refusal_backoff: float = 60.0,
+        discovery: PoolDiscovery | None = None,
     ) -> None:
         self.project_id = project_id
-        self.items = tuple(items)
+        self._static = tuple(items)
         #: The request budget's current rate, when the target has a budget.
         self.request_rate = request_rate
+        self._discovery = discovery
         self._refusal_backoff = refusal_backoff
         self._refusals = 0
         self._resume_at = 0.0
@@ -123,43 +139,70 @@ class TargetPoller:
         self._clock = clock
         self._ledger = ledger
         self._log = log.bind(project_id=project_id)
-        for api in sorted({key.api for key in self.items}):
+        apis = {key.api for key in self._static}
+        if discovery is not None:
+            apis |= {Api.POOLS, Api.WORKLOAD_STATISTICS}
+        for api in sorted(apis):
             ledger.expect_refusals(project_id, api)
+
+    @property
+    def items(self) -> tuple[ItemKey, ...]:
+        """The items polled every cycle: the configured ones, then the discovered pools."""
+        if self._discovery is None:
+            return self._static
+        known = set(self._static)
+        return self._static + tuple(k for k in self._discovery.pool_items if k not in known)
+
+    def keys(self) -> set[ItemKey]:
+        """Every item of this target whose state is kept: ``items`` and discovery."""
+        keys = set(self.items)
+        if self._discovery is not None:
+            keys.add(self._discovery.key)
+        return keys
 
     async def poll(self, previous: dict[ItemKey, ItemState]) -> list[_Outcome]:
         """Poll every item: probes first, one at a time, then the rest concurrently.
 
-        Probing goes on (at most ``PROBES`` items) until an answer proves the credentials
-        were accepted. A refusal, or no such answer, stops the target for this cycle; after
-        refused cycles in a row the target also waits out a growing backoff.
+        When discovery is due it is the first probe, so the pools it finds are polled in the
+        same cycle. Probing goes on (at most ``PROBES`` items) until an answer proves the
+        credentials were accepted. A refusal, or no such answer, stops the target for this
+        cycle; after refused cycles in a row the target also waits out a growing backoff.
         """
         now = self._clock.monotonic()
+        due = self._discovery is not None and self._discovery.due(now)
+        done: set[ItemKey] = set()
         if now < self._resume_at:
-            return [self._skipped(k, previous.get(k), "skipped_auth_backoff") for k in self.items]
+            code = "skipped_auth_backoff"
+            return [self._skipped(k, previous.get(k), code) for k in self._pending(done, due)]
         outcomes: list[_Outcome] = []
-        remaining = list(self.items)
-        while remaining and len(outcomes) < PROBES:
-            key = remaining.pop(0)
-            result = await self._poll_one(key, previous.get(key))
+        while pending := self._pending(done, due):
+            if len(outcomes) >= PROBES:
+                # No probe got an answer with accepted credentials: don't fan out blind.
+                code = "skipped_unreachable"
+                return [*outcomes, *(self._skipped(k, previous.get(k), code) for k in pending)]
+            key = pending[0]
+            done.add(key)
+            result = await self._poll_one(key, previous.get(key), now)
             if isinstance(result, _Refused):
                 self._back_off_after_refusal()
-                skipped = [self._skipped(k, previous.get(k)) for k in remaining]
+                skipped = [self._skipped(k, previous.get(k)) for k in self._pending(done, due)]
                 return [*outcomes, result.outcome, *skipped]
             outcomes.append(result)
             if result.reached:
                 self._refusals = 0
                 break
-        else:
-            # No probe got an answer with accepted credentials: don't fan out blind.
-            code = "skipped_unreachable"
-            return [*outcomes, *(self._skipped(k, previous.get(k), code) for k in remaining)]
         refused = asyncio.Event()
         results = await asyncio.gather(
-            *(self._limited(key, previous.get(key), refused) for key in remaining)
+            *(self._limited(k, previous.get(k), now, refused) for k in self._pending(done, due))
         )
         if refused.is_set():
             self._back_off_after_refusal()
         return [*outcomes, *results]
+
+    def _pending(self, done: set[ItemKey], discover: bool) -> list[ItemKey]:
+        """Items not yet polled this cycle: discovery first when due, then ``items``."""
+        keys = [self._discovery.key] if discover and self._discovery is not None else []
+        return [k for k in [*keys, *self.items] if k not in done]
 
     def _back_off_after_refusal(self) -> None:
         """After the 2nd refused cycle in a row wait 2, then 4, 8 ... x the base (capped)
@@ -174,12 +217,12 @@ class TargetPoller:
             )
 
     async def _limited(
-        self, key: ItemKey, before: ItemState | None, refused: asyncio.Event
+        self, key: ItemKey, before: ItemState | None, started: float, refused: asyncio.Event
     ) -> _Outcome:
         async with self._limit:
             if refused.is_set():
                 return self._skipped(key, before)
-            result = await self._poll_one(key, before)
+            result = await self._poll_one(key, before, started)
         if isinstance(result, _Refused):
             refused.set()
             return result.outcome
@@ -190,12 +233,28 @@ class TargetPoller:
     ) -> _Outcome:
         self._ledger.error(self.project_id, key.api, code)
         state = _failed(key, before, self._clock.wall(), 0.0, code, keep=True)
-        return _Outcome(state, reached=False)
+        return _Outcome(self._aged(state), reached=False)
 
-    async def _poll_one(self, key: ItemKey, before: ItemState | None) -> _Outcome | _Refused:
+    def _aged(self, state: ItemState) -> ItemState:
+        """``state`` with discovery's own staleness limit, if it is the discovery item."""
+        if self._discovery is None or state.key != self._discovery.key:
+            return state
+        return replace(state, stale_after=self._discovery.stale_after)
+
+    async def _poll_one(
+        self, key: ItemKey, before: ItemState | None, cycle_started: float
+    ) -> _Outcome | _Refused:
+        result = await self._attempt(key, before, cycle_started)
+        if isinstance(result, _Refused):
+            return _Refused(replace(result.outcome, state=self._aged(result.outcome.state)))
+        return replace(result, state=self._aged(result.state))
+
+    async def _attempt(
+        self, key: ItemKey, before: ItemState | None, cycle_started: float
+    ) -> _Outcome | _Refused:
         started, wall = self._clock.monotonic(), self._clock.wall()
         try:
-            data = await self._fetch(key)
+            data = await self._fetch(key, cycle_started)
         except PollError as error:
             duration = self._clock.monotonic() - started
             self._log_failure(key, error)
@@ -214,10 +273,20 @@ class TargetPoller:
         state = ItemState(key, True, duration, wall, self._clock.wall(), data)
         return _Outcome(state, reached=True)
 
-    async def _fetch(self, key: ItemKey) -> Result:
+    async def _fetch(self, key: ItemKey, cycle_started: float) -> Result:
         if key.api is Api.WORKLOAD_STATISTICS:
             return await self._source.workload_statistics(key.target)
-        return await self._source.resource_specs(key.target)
+        if key.api is Api.RESOURCE_SPECS:
+            return await self._source.resource_specs(key.target)
+        if self._discovery is None:
+            raise ValueError(f"no discovery configured for {key}")
+        rules = self._discovery.rules
+        found = await self._source.list_pools(
+            workspace_id=rules.workspace_id,
+            status=rules.status,
+            label_selector=rules.label_selector,
+        )
+        return self._discovery.accept(found, cycle_started)
 
     def _log_failure(self, key: ItemKey, error: PollError) -> None:
         d: ErrorDetail = error.detail
@@ -272,7 +341,7 @@ Publish = Callable[[Snapshot], Awaitable[None]]
 
 
 class Poller:
-    """Runs cycles over all targets and publishes a new snapshot after each."""
+    """Runs each target's poll loop and publishes a new snapshot after every target cycle."""
 
     def __init__(
         self,
@@ -299,9 +368,14 @@ class Poller:
         self._log = log
         self._rng = rng or random.Random()
         self._states: dict[ItemKey, ItemState] = {}
-        self._cycle = CycleStats()
+        self._cycles = {t.project_id: CycleStats() for t in self._targets}
         self._up: dict[str, bool] = {}
+        self._publishing = asyncio.Lock()
         self.snapshot = self._build()
+
+    def ready(self) -> bool:
+        """Whether every target has finished its first cycle."""
+        return all(stats.cycles > 0 for stats in self._cycles.values())
 
     def _build(self) -> Snapshot:
         return Snapshot(
@@ -311,7 +385,7 @@ class Poller:
             up=tuple(sorted(self._up.items())),
             requests=tuple(sorted(self._ledger.requests.items())),
             errors=tuple(sorted(self._ledger.errors.items())),
-            cycle=self._cycle,
+            cycles=tuple(sorted(self._cycles.items())),
             shard=self._shard,
             request_rates=tuple(
                 sorted((t.project_id, t.request_rate()) for t in self._targets if t.request_rate)
@@ -319,40 +393,67 @@ class Poller:
         )
 
     async def run_cycle(self) -> Snapshot:
-        """Poll every item once, publish and return the new snapshot."""
+        """Poll every target once (concurrently), publish and return the new snapshot."""
+        await asyncio.gather(*(self._poll_target(t) for t in self._targets))
+        return await self._publish_latest()
+
+    async def _poll_target(self, target: TargetPoller) -> None:
+        """One cycle of one target; its outcomes replace its items' states."""
         started = self._clock.monotonic()
-        per_target = await asyncio.gather(*(t.poll(self._states) for t in self._targets))
-        for target, outcomes in zip(self._targets, per_target, strict=True):
-            for outcome in outcomes:
-                self._states[outcome.state.key] = outcome.state
-            self._up[target.project_id] = any(o.reached for o in outcomes)
+        outcomes = await target.poll(self._states)
+        for outcome in outcomes:
+            self._states[outcome.state.key] = outcome.state
+        keep = target.keys()
+        for key in [k for k in self._states if k.project_id == target.project_id]:
+            if key not in keep:
+                del self._states[key]
+        self._up[target.project_id] = any(o.reached for o in outcomes) or (
+            not outcomes and self._up.get(target.project_id, False)
+        )
         duration = self._clock.monotonic() - started
-        self._cycle = replace(
-            self._cycle,
-            cycles=self._cycle.cycles + 1,
+        stats = self._cycles[target.project_id]
+        self._cycles[target.project_id] = replace(
+            stats,
+            cycles=stats.cycles + 1,
             last_duration_seconds=duration,
             last_finished=self._clock.wall(),
         )
-        self.snapshot = self._build()
-        failed = sum(1 for s in self.snapshot.items if not s.success)
         self._log.info(
             "poll_cycle_finished",
+            project_id=target.project_id,
             duration_seconds=round(duration, 3),
-            items=len(self.snapshot.items),
-            failed=failed,
+            items=len(outcomes),
+            failed=sum(1 for o in outcomes if not o.state.success),
         )
-        try:
-            await self._publish(self.snapshot)
-        except Exception:  # noqa: BLE001 - a render failure costs this cycle, not the process
-            self._log.exception("publish_failed", items=len(self.snapshot.items))
-        return self.snapshot
+
+    async def _publish_latest(self) -> Snapshot:
+        """Build a snapshot of everything known now and publish it. One publish at a time,
+        each built under the lock, so a later snapshot never lands before an earlier one."""
+        async with self._publishing:
+            self.snapshot = snapshot = self._build()
+            try:
+                await self._publish(snapshot)
+            except Exception:  # noqa: BLE001 - a render failure costs this cycle, not the process
+                self._log.exception("publish_failed", items=len(snapshot.items))
+        return snapshot
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Cycle until ``stop`` is set. The first cycle starts at once."""
+        """Run every target's loop until ``stop`` is set. First cycles start at once."""
+        if not self._targets:
+            await self._publish_latest()
+            await stop.wait()
+            return
+        async with asyncio.TaskGroup() as loops:
+            for target in self._targets:
+                loops.create_task(self._loop(target, stop))
+
+    async def _loop(self, target: TargetPoller, stop: asyncio.Event) -> None:
+        """One target's cycles on its own fixed grid of ticks."""
         next_tick = self._clock.monotonic()
         delay = 0.0
         while not await _wait(stop, next_tick + delay - self._clock.monotonic()):
-            await self.run_cycle()
+            await self._poll_target(target)
+            await self._publish_latest()
             next_tick += self._interval
             # Late only if the cycle itself outran the interval: this cycle's jitter delay
             # moved its start, not its length.
@@ -360,11 +461,13 @@ class Poller:
             if late > 0:
                 missed = math.floor(late / self._interval) + 1
                 next_tick += missed * self._interval
-                self._cycle = replace(self._cycle, skipped=self._cycle.skipped + missed)
+                stats = self._cycles[target.project_id]
+                self._cycles[target.project_id] = replace(stats, skipped=stats.skipped + missed)
                 self._log.warning(
                     "poll_cycle_overrun",
+                    project_id=target.project_id,
                     skipped_cycles=missed,
-                    duration_seconds=round(self._cycle.last_duration_seconds, 3),
+                    duration_seconds=round(stats.last_duration_seconds, 3),
                     interval_seconds=self._interval,
                 )
             delay = self._rng.uniform(0, self._jitter)

@@ -35,7 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 PROJECT = "5ac45ac45ac45ac45ac45ac45ac45ac4"
 AK, SK = "STACKACCESSKEY000000", "stack-secret-key-not-real"
+#: Found by discovery (ListPools), with their display names and node flavors.
 POOLS = ("pool-train-a100", "pool-infer-snt9b", "pool-notebooks")
+POOL_INFO = {
+    "pool-train-a100": ("Training (A100)", "modelarts.bm.gpu.8a100", 4),
+    "pool-infer-snt9b": ("Inference (NPU)", "modelarts.bm.npu.arm.8snt9b3.d", 2),
+    "pool-notebooks": ("Notebooks", "modelarts.vm.gpu.t4", 3),
+}
 #: Configured in the exporter but unknown to the simulator: answers 404 ModelArts.50015001,
 #: so error counters and failure panels have something to show.
 RETIRED_POOL = "pool-retired"
@@ -54,7 +60,16 @@ def fast_rules(text: str, duration: str = "2s") -> str:
 
 
 def quiet_state(simulator: Simulator) -> None:
-    """Pools with running and completed jobs only; every spec available."""
+    """Running pools, every node available, with running and completed jobs only; every
+    spec available."""
+    for pool, (display_name, flavor, nodes) in POOL_INFO.items():
+        simulator.set_pool_info(
+            PROJECT,
+            pool,
+            display_name=display_name,
+            resources={flavor: (nodes, 2 * nodes)},
+            nodes={"available": {flavor: nodes}},
+        )
     for i, pool in enumerate(POOLS):
         simulator.set_pool(
             PROJECT,
@@ -158,7 +173,8 @@ def _exporter(
                         "project_id": PROJECT,
                         "region": "cn-north-4",
                         "endpoint": simulator.url,
-                        "pools": [*POOLS, RETIRED_POOL],
+                        "pools": [RETIRED_POOL],
+                        "discovery": {"refresh_interval": options.poll_interval},
                         "resource_specs": {"job_types": ["train", "inference"]},
                     }
                 ],

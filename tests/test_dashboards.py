@@ -30,23 +30,6 @@ UIDS = {
 }
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 EXTRA_METRICS: dict[str, frozenset[str]] = {"process_resident_memory_bytes": frozenset()}
-#: Series the exporter is gaining (pool discovery; poll cycles counted per project), with
-#: the labels it will give them, for as long as tests/golden/metrics.prom does not show them
-#: yet. Where the golden has one, it must not carry a label missing here
-#: (``TestCheckers.test_announced_metrics_agree_with_the_golden``); once the golden carries
-#: them all, this can go.
-ANNOUNCED_METRICS: dict[str, frozenset[str]] = {
-    "modelarts_pool_info": frozenset(
-        {"project_id", "pool", "display_name", "pool_type", "workspace_id"}
-    ),
-    "modelarts_pool_phase": frozenset({"project_id", "pool", "phase"}),
-    "modelarts_pool_nodes": frozenset({"project_id", "pool", "flavor", "state"}),
-    "modelarts_pool_spec_nodes": frozenset({"project_id", "pool", "flavor"}),
-    "modelarts_pool_spec_max_nodes": frozenset({"project_id", "pool", "flavor"}),
-    "modelarts_exporter_poll_cycles_total": frozenset({"project_id"}),
-    "modelarts_exporter_skipped_cycles_total": frozenset({"project_id"}),
-    "modelarts_exporter_poll_cycle_duration_seconds": frozenset({"project_id"}),
-}
 SCRAPE_LABELS = frozenset({"instance", "job"})
 GRID_WIDTH = 24
 
@@ -94,14 +77,11 @@ def selectors(expr: str) -> list[tuple[str, str]]:
 def known_labels() -> dict[str, frozenset[str]]:
     """Label names of every series a dashboard may query: scraped metrics and recorded rules.
 
-    Scraped metrics are those of the golden exposition, ``EXTRA_METRICS`` and
-    ``ANNOUNCED_METRICS`` (their labels added to the golden's). A rule aggregating
+    Scraped metrics are those of the golden exposition and ``EXTRA_METRICS``. A rule aggregating
     ``by (...)`` has those labels; any other keeps the labels of the metric it reads, scrape
     labels included.
     """
     exposed = {**golden_labels(), **EXTRA_METRICS}
-    for name, labels in ANNOUNCED_METRICS.items():
-        exposed[name] = exposed.get(name, frozenset()) | labels
     scraped = {name: labels | SCRAPE_LABELS for name, labels in exposed.items()}
     recorded = {}
     for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]:
@@ -410,19 +390,3 @@ class TestCheckers:
         assert known["modelarts:pool_nodes_abnormal:sum"] == {"project_id", "pool", "flavor"}
         assert "instance" in known["modelarts:poll_data_age:seconds"]
         assert "pool" in known["modelarts_pool_jobs"]
-
-    def test_known_labels_include_announced_metrics(self) -> None:
-        """Announced metrics are known with their labels, added to those of the golden."""
-        known = known_labels()
-        assert known["modelarts_pool_phase"] == {"project_id", "pool", "phase"} | SCRAPE_LABELS
-        assert "project_id" in known["modelarts_exporter_poll_cycle_duration_seconds"]
-
-    def test_announced_metrics_agree_with_the_golden(self) -> None:
-        """An announced metric the golden already shows has no label the announcement lacks."""
-        golden = golden_labels()
-        extra = {
-            name: sorted(golden[name] - labels)
-            for name, labels in ANNOUNCED_METRICS.items()
-            if name in golden and not golden[name] <= labels
-        }
-        assert not extra, f"labels in tests/golden/metrics.prom not in ANNOUNCED_METRICS: {extra}"

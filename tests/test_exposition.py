@@ -78,7 +78,7 @@ def snapshot() -> Snapshot:
         up=((P, True),),
         requests=(((P, "workload_statistics", "200"), 7),),
         errors=(((P, "workload_statistics", "timeout"), 2),),
-        cycle=CycleStats(cycles=3, skipped=1, last_duration_seconds=0.5, last_finished=NOW),
+        cycles=((P, CycleStats(3, 1, last_duration_seconds=0.5, last_finished=NOW)),),
     )
 
 

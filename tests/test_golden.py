@@ -48,6 +48,30 @@ def simulator() -> Iterator[Simulator]:
         },
     )
     sim.set_pool(PROJECT, "pool-npu", {"train": {"Running": 8, "Suspended": 1}})
+    sim.set_pool_info(
+        PROJECT,
+        "pool-gpu",
+        display_name="Training (GPU)",
+        resources={"modelarts.vm.gpu.t4": (4, 8), "modelarts.vm.cpu.8u": (2, 2)},
+        nodes={
+            "available": {"modelarts.vm.gpu.t4": 3, "modelarts.vm.cpu.8u": 2},
+            "abnormal": {"modelarts.vm.gpu.t4": 1},
+        },
+        phase="Abnormal",
+    )
+    sim.set_pool_info(
+        PROJECT,
+        "pool-npu",
+        display_name="Training (NPU)",
+        pool_type="Logical",
+        resources={"modelarts.bm.npu.arm.8snt9b3.d": (2, 4)},
+        nodes={"available": {"modelarts.bm.npu.arm.8snt9b3.d": 1},
+               "creating": {"modelarts.bm.npu.arm.8snt9b3.d": 1}},
+    )  # fmt: skip
+    # Discovered and shown, but a pool being created has no jobs to poll.
+    sim.set_pool_info(PROJECT, "pool-new", phase="Creating", nodes={})
+    # Listed by ListPools, left out by discovery.exclude.
+    sim.set_pool_info(PROJECT, "pool-scratch-test")
     for job_type in ("train", "inference"):
         sim.set_specs(PROJECT, job_type, default_specs(job_type))
     with sim:
@@ -64,7 +88,9 @@ def exposition(endpoint: str, credentials: dict[str, object]) -> str:
                     "region": "cn-north-4",
                     "endpoint": endpoint,
                     "iam_endpoint": endpoint,
-                    "pools": ["pool-gpu", "pool-npu", "pool-gone"],
+                    # pool-gpu is also discovered: it is polled once.
+                    "pools": ["pool-gpu", "pool-gone"],
+                    "discovery": {"include": ["pool-.*"], "exclude": [".*-test"]},
                     "resource_specs": {"job_types": ["train", "inference"]},
                     "credentials": credentials,
                 }

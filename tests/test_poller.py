@@ -258,7 +258,7 @@ class TestSchedule:
         poller, _ = make_poller(source, ["a"], FakeClock(), published=published)
         asyncio.run(poller.run_cycle())
         asyncio.run(poller.run_cycle())
-        assert [s.cycle.cycles for s in published] == [1, 2]
+        assert [dict(s.cycles)[PROJECT].cycles for s in published] == [1, 2]
 
     def test_overrun_skips_ticks_instead_of_overlapping(self) -> None:
         """A cycle longer than the interval never overlaps the next; missed ticks are counted."""
@@ -276,7 +276,7 @@ class TestSchedule:
 
         asyncio.run(scenario())
         assert source.max_in_flight == 1
-        assert published[1].cycle.skipped >= 2
+        assert dict(published[1].cycles)[PROJECT].skipped >= 2
 
     def test_stop_before_first_cycle_polls_nothing(self) -> None:
         """A poller stopped before it starts sends no request."""
@@ -373,7 +373,7 @@ class TestPublishFailure:
         attempts: list[int] = []
 
         async def publish(snapshot: Snapshot) -> None:
-            attempts.append(snapshot.cycle.cycles)
+            attempts.append(dict(snapshot.cycles)[PROJECT].cycles)
             if len(attempts) == 1:
                 raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.stack import PROJECT, Stack, StackOptions, free_port, running
+from tests.stack import POOL_INFO, PROJECT, Stack, StackOptions, free_port, running
 
 pytestmark = pytest.mark.e2e
 
@@ -186,3 +186,35 @@ class TestAlerts:
         )
         resolved = webhook.received("ModelArtsJobsAbnormal", "resolved")[0]
         assert resolved["labels"]["pool"] == "pool-infer-snt9b"
+
+    def test_abnormal_pool_and_nodes_fire_and_resolve(self, stack: Stack, webhook: Webhook) -> None:
+        """A discovered pool that turns Abnormal with an abnormal node fires the pool and node
+        alerts with its pool, phase and flavor labels, and both resolve once it recovers."""
+        pool, flavor = "pool-notebooks", POOL_INFO["pool-notebooks"][1]
+        display_name, _, nodes = POOL_INFO[pool]
+
+        def set_abnormal(abnormal: int) -> None:
+            stack.simulator.set_pool_info(
+                PROJECT,
+                pool,
+                display_name=display_name,
+                phase="Abnormal" if abnormal else "Running",
+                resources={flavor: (nodes, 2 * nodes)},
+                nodes={"available": {flavor: nodes - abnormal}, "abnormal": {flavor: abnormal}},
+            )
+
+        set_abnormal(1)
+        wait_for("pool alert", lambda: webhook.received("ModelArtsPoolUnhealthy", "firing"))
+        wait_for("node alert", lambda: webhook.received("ModelArtsPoolNodesAbnormal", "firing"))
+        unhealthy = webhook.received("ModelArtsPoolUnhealthy", "firing")[0]
+        assert unhealthy["labels"]["pool"] == pool
+        assert unhealthy["labels"]["phase"] == "Abnormal"
+        assert display_name in unhealthy["annotations"]["description"]
+        node_alert = webhook.received("ModelArtsPoolNodesAbnormal", "firing")[0]
+        assert (node_alert["labels"]["pool"], node_alert["labels"]["flavor"]) == (pool, flavor)
+
+        set_abnormal(0)
+        wait_for("pool resolved", lambda: webhook.received("ModelArtsPoolUnhealthy", "resolved"))
+        wait_for(
+            "nodes resolved", lambda: webhook.received("ModelArtsPoolNodesAbnormal", "resolved")
+        )

@@ -1,0 +1,97 @@
+"""Pool discovery for one target: which pools ListPools found, which of them this exporter
+polls, and when to ask ListPools again.
+
+- **Taken** are the pools the target's ``discovery`` rules select (include/exclude on name
+  and display name, see :class:`~exporter.config.Discovery`) and that this exporter's shard
+  owns. Only those are published (``modelarts_pool_info``, phase, nodes), so n shards
+  together publish each pool once.
+- **Polled** (ShowWorkloadStatistics) are the taken pools except those in a phase without
+  workloads to count: ``Creating``, ``Deleting`` and ``Error``. Their phase is still shown.
+- **Refresh.** A successful ListPools is next asked ``refresh_interval`` later; a failed one
+  is asked again the next cycle, and meanwhile the last good list is kept and polled.
+
+::
+
+    >>> import re
+    >>> from exporter.config import Discovery
+    >>> from exporter.models import Pool, PoolList
+    >>> def pool(name, phase="Running"):
+    ...     return Pool(name, name.upper(), "Dedicate", "0", phase, (), ())
+    >>> rules = Discovery(exclude=(re.compile("test-.*"),), refresh_interval=300)
+    >>> found = PoolDiscovery("p" * 32, rules, owns=lambda key: True, slack=30)
+    >>> taken = found.accept(PoolList((pool("a"), pool("b", "Creating"), pool("test-c"))), 0)
+    >>> [p.name for p in taken.pools], [k.target for k in found.pool_items]
+    (['a', 'b'], ['a'])
+    >>> found.due(269), found.due(270)
+    (False, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from exporter.config import Discovery
+from exporter.models import Api, ItemKey, PoolList
+
+__all__ = ["DEFAULT_WORKSPACE", "UNPOLLED_PHASES", "PoolDiscovery"]
+
+#: Phases in which a pool has no workloads to count: it is shown, its jobs are not polled.
+UNPOLLED_PHASES = frozenset({"Creating", "Deleting", "Error"})
+#: The workspace ModelArts lists when none is given.
+DEFAULT_WORKSPACE = "0"
+
+
+class PoolDiscovery:
+    """The discovered pools of one target, and when ListPools is due.
+
+    ``owns`` says whether this exporter's shard polls a pool's workload item; ``slack``
+    (half the poll interval) lets a refresh that falls due just after a cycle's start run
+    in that cycle, not one interval late.
+    """
+
+    def __init__(
+        self,
+        project_id: str,
+        rules: Discovery,
+        owns: Callable[[ItemKey], bool],
+        slack: float,
+        stale_after: float | None = None,
+    ) -> None:
+        #: The discovery item: its ``target`` is the workspace id.
+        self.key = ItemKey(project_id, Api.POOLS, rules.workspace_id or DEFAULT_WORKSPACE)
+        self.rules = rules
+        #: How old the discovered data may get before it leaves /metrics.
+        self.stale_after = stale_after
+        self._owns = owns
+        self._slack = slack
+        self._next = float("-inf")
+        self._polled: tuple[ItemKey, ...] = ()
+
+    @property
+    def pool_items(self) -> tuple[ItemKey, ...]:
+        """The workload items of the discovered pools to poll, by pool name."""
+        return self._polled
+
+    def due(self, now: float) -> bool:
+        """Whether ListPools should be asked in a cycle that starts at monotonic ``now``."""
+        return now + self._slack >= self._next
+
+    def accept(self, found: PoolList, now: float) -> PoolList:
+        """Take a ListPools answer of the cycle that started at ``now``; return the pools
+        taken (the data to publish)."""
+        project = self.key.project_id
+        taken = tuple(
+            pool
+            for pool in found.pools
+            if self.rules.selects(pool.name, pool.display_name)
+            and self._owns(ItemKey(project, Api.WORKLOAD_STATISTICS, pool.name))
+        )
+        self._polled = tuple(
+            sorted(
+                ItemKey(project, Api.WORKLOAD_STATISTICS, pool.name)
+                for pool in taken
+                if pool.phase not in UNPOLLED_PHASES
+            )
+        )
+        self._next = now + self.rules.refresh_interval
+        return PoolList(taken)

@@ -177,7 +177,8 @@ targets:
   - project_id: "{OTHER}"
     region: cn-north-4
     endpoint: {endpoint}
-    pools: [{", ".join(f"other-{p}" for p in pools(20))}]
+    discovery:
+      refresh_interval: {interval}
     resource_specs:
       job_types: [train, inference]
   - project_id: "{LONE}"
@@ -342,6 +343,11 @@ DATA_FAMILIES = {
     "modelarts_spec_max_nodes",
     "modelarts_spec_pricing_units",
     "modelarts_specs",
+    "modelarts_pool_info",
+    "modelarts_pool_phase",
+    "modelarts_pool_nodes",
+    "modelarts_pool_spec_nodes",
+    "modelarts_pool_spec_max_nodes",
     "modelarts_poll_success",
 }
 #: Per-process families: every exporter has its own (timings, counters, identity).
@@ -375,6 +381,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Export
         for job_type in ("train", "inference"):
             simulator.set_specs(project, job_type, default_specs(job_type))
     simulator.set_pool(LONE, LONE_POOL, pool_counts(7))
+    # Discovered and shown by its owner, never polled for jobs.
+    simulator.set_pool_info(OTHER, "other-being-created", phase="Creating")
+    simulator.set_pool_info(OTHER, f"other-{pools(1)[0]}", display_name="GPU", phase="Abnormal")
     simulator.start()
     path = workdir / "config.yaml"
     path.write_text(config_text(simulator.url))
@@ -402,7 +411,13 @@ def family(name: str) -> str:
 
 
 def data(samples: Samples) -> Samples:
-    return {key: v for key, v in samples.items() if family(key[0]) in DATA_FAMILIES}
+    """The data series. Discovery's own health (``api="pools"``) is per process: every shard
+    asks ListPools itself and keeps the pools it owns."""
+    return {
+        key: v
+        for key, v in samples.items()
+        if family(key[0]) in DATA_FAMILIES and ("api", "pools") not in key[1]
+    }
 
 
 @pytest.mark.e2e
@@ -427,6 +442,9 @@ class TestUnion:
         # 41 pools x 3 job types x 9 statuses; 2 projects x 2 job types of specs.
         assert len(series(single, "modelarts_pool_jobs")) == 41 * 3 * 9
         assert len(series(single, "modelarts_specs")) == 4
+        # OTHER's 20 pools and the one being created were discovered, each by one shard.
+        assert len(series(single, "modelarts_pool_info")) == 21
+        assert sum(bool(series(s, "modelarts_pool_info")) for s in shards) >= 2
         assert set(series(single, "modelarts_poll_success").values()) == {1.0}
 
     def test_specs_come_from_shard_0_only(self, fleet: dict[str, ExporterProcess]) -> None:

@@ -96,7 +96,9 @@ def synthetic_snapshot(pools: int, now: float) -> Snapshot:
         )
         key = ItemKey(PROJECT, Api.RESOURCE_SPECS, job_type)
         items.append(ItemState(key, True, 0.05, now, now, ResourceSpecs(6.0, specs)))
-    return Snapshot(60.0, 180.0, tuple(items), ((PROJECT, True),), cycles=((PROJECT, CycleStats(cycles=1)),))
+    return Snapshot(
+        60.0, 180.0, tuple(items), ((PROJECT, True),), cycles=((PROJECT, CycleStats(cycles=1)),)
+    )
 
 
 def scrape_times(port: int, count: int, gzip: bool) -> list[float]:

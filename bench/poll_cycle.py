@@ -12,14 +12,18 @@ benchmark reads, from the exporter's own /metrics:
 - exporter CPU seconds per request (``process_cpu_seconds_total`` over requests);
 - /metrics p50/p99 (gzip, keep-alive) and RSS after the measured cycles.
 
-    .venv/bin/python bench/poll_cycle.py [--pools 100 1000 5000] [--cycles 5]
+    .venv/bin/python bench/poll_cycle.py [--pools 100 1000 5000] [--cycles 5] [--discovery]
+
+``--discovery`` finds the pools through ListPools instead of listing them, refreshed every
+cycle (``refresh_interval`` = ``poll_interval``): API requests per cycle must then be exactly
+pools + job types + 1, and ListPools is each cycle's probe.
 
 ``--soak N_CYCLES`` measures memory growth instead: ``--soak-pools`` pools (default 1000),
 simulator latency 0, ``poll_interval`` just above the cycle time (1.2 x a first, separate
 cycle, at least 0.2 s). After 10 warm-up cycles it records RSS (VmRSS), skipped cycles and open
 file descriptors, waits for N_CYCLES more cycles, and records them again.
 
-    .venv/bin/python bench/poll_cycle.py --soak 1000 [--soak-pools 1000]
+    .venv/bin/python bench/poll_cycle.py --soak 1000 [--soak-pools 1000] [--discovery]
 """
 
 from __future__ import annotations
@@ -113,7 +117,19 @@ def running_simulator(pools: int, latency: float) -> Iterator[int]:
         server.join(timeout=10)
 
 
-def write_config(path: Path, sim_port: int, pools: int, interval: float) -> None:
+def write_config(
+    path: Path, sim_port: int, pools: int, interval: float, discovery: bool = False
+) -> None:
+    target: dict[str, object] = {
+        "project_id": PROJECT,
+        "region": "cn-north-4",
+        "endpoint": f"http://127.0.0.1:{sim_port}",
+        "resource_specs": {"job_types": list(JOB_TYPES)},
+    }
+    if discovery:
+        target["discovery"] = {"refresh_interval": f"{interval:.3f}s"}
+    else:
+        target["pools"] = [f"pool-{p:05d}" for p in range(pools)]
     path.write_text(
         json.dumps(
             {
@@ -124,15 +140,7 @@ def write_config(path: Path, sim_port: int, pools: int, interval: float) -> None
                 "requests_per_second": 100000,
                 "timeout": "30s",
                 "max_response_bytes": 64 * 1024 * 1024,
-                "targets": [
-                    {
-                        "project_id": PROJECT,
-                        "region": "cn-north-4",
-                        "endpoint": f"http://127.0.0.1:{sim_port}",
-                        "pools": [f"pool-{p:05d}" for p in range(pools)],
-                        "resource_specs": {"job_types": list(JOB_TYPES)},
-                    }
-                ],
+                "targets": [target],
             }
         )
     )
@@ -151,11 +159,13 @@ def wait_for_port(log: Path, process: subprocess.Popen[bytes]) -> int:
 
 
 @contextmanager
-def running_exporter(sim_port: int, pools: int, interval: float) -> Iterator[tuple[int, int]]:
+def running_exporter(
+    sim_port: int, pools: int, interval: float, discovery: bool = False
+) -> Iterator[tuple[int, int]]:
     """Run the real exporter against the simulator; yield its pid and /metrics port."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp, "config.yaml")
-        write_config(config, sim_port, pools, interval)
+        write_config(config, sim_port, pools, interval, discovery)
         log = Path(tmp, "exporter.log")
         env = {**os.environ, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
         command = [
@@ -197,13 +207,13 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def run(pools: int, cycles: int) -> dict[str, float]:
+def run(pools: int, cycles: int, discovery: bool = False) -> dict[str, float]:
     items = pools + len(JOB_TYPES)
     ideal = (math.ceil(items / CONCURRENCY) + 1) * LATENCY
     interval = max(1.0, 3 * ideal)
     with (
         running_simulator(pools, LATENCY) as sim_port,
-        running_exporter(sim_port, pools, interval) as (pid, port),
+        running_exporter(sim_port, pools, interval, discovery) as (pid, port),
     ):
         durations: list[float] = []
         first = None
@@ -235,7 +245,7 @@ def run(pools: int, cycles: int) -> dict[str, float]:
         "ideal_s": ideal,
         "ratio": cycle / ideal,
         "calls_per_cycle": requests / measured,
-        "expected_calls": items,
+        "expected_calls": items + (1 if discovery else 0),
         "cpu_ms_per_request": 1000 * cpu / requests,
         "metrics_p50_ms": 1000 * p50,
         "metrics_p99_ms": 1000 * p99,
@@ -243,19 +253,19 @@ def run(pools: int, cycles: int) -> dict[str, float]:
     }
 
 
-def soak(pools: int, cycles: int) -> None:
+def soak(pools: int, cycles: int, discovery: bool = False) -> None:
     """RSS, skipped cycles and open fds after the warm-up and after ``cycles`` more cycles."""
     print(
         f"soak: {pools} pools, simulator latency 0 ms, max_concurrency {CONCURRENCY}, "
-        f"{os.cpu_count()} cores",
+        f"{os.cpu_count()} cores, discovery {'on' if discovery else 'off'}",
         flush=True,
     )
     with running_simulator(pools, 0.0) as sim_port:
-        with running_exporter(sim_port, pools, CALIBRATION_INTERVAL) as (_, port):
+        with running_exporter(sim_port, pools, CALIBRATION_INTERVAL, discovery) as (_, port):
             first = wait_for_cycles(port, 1, 0.1)["modelarts_exporter_poll_cycle_duration_seconds"]
         interval = max(SOAK_MIN_INTERVAL, 1.2 * first)
         print(f"first cycle {first:.3f} s -> poll_interval {interval:.3f}s", flush=True)
-        with running_exporter(sim_port, pools, interval) as (pid, port):
+        with running_exporter(sim_port, pools, interval, discovery) as (pid, port):
             warm = wait_for_cycles(port, SOAK_WARM_UP, 1.0)
             started = time.monotonic()
             warm_rss, warm_fds = rss_mb(pid), open_fds(pid)
@@ -295,18 +305,21 @@ def main() -> int:
         help="instead: RSS growth over N_CYCLES cycles after a warm-up",
     )
     parser.add_argument("--soak-pools", type=int, default=1000, help="pools in --soak mode")
+    parser.add_argument(
+        "--discovery", action="store_true", help="find the pools through ListPools every cycle"
+    )
     args = parser.parse_args()
     if args.soak:
-        soak(args.soak_pools, args.soak)
+        soak(args.soak_pools, args.soak, args.discovery)
         return 0
     print(
         f"simulator latency {LATENCY * 1000:.0f} ms, max_concurrency {CONCURRENCY}, "
-        f"{os.cpu_count()} cores"
+        f"{os.cpu_count()} cores, discovery {'on' if args.discovery else 'off'}"
     )
     header = ("pools", "cycle", "ideal", "ratio", "calls/cycle", "cpu/req", "p50", "p99", "RSS")
     print("{:>6} {:>8} {:>8} {:>6} {:>12} {:>9} {:>8} {:>8} {:>8}".format(*header))
     for pools in args.pools:
-        r = run(pools, args.cycles)
+        r = run(pools, args.cycles, args.discovery)
         print(
             f"{r['pools']:>6.0f} {r['cycle_s']:>7.2f}s {r['ideal_s']:>7.2f}s "
             f"{r['ratio']:>6.2f} {r['calls_per_cycle']:>6.0f} (={r['expected_calls']:.0f}) "

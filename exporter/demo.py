@@ -12,7 +12,7 @@ import threading
 from structlog.typing import FilteringBoundLogger
 
 from exporter import app
-from exporter.config import AkSkCredentials, Config, RetryPolicy, Secret, Target
+from exporter.config import AkSkCredentials, Config, Discovery, RetryPolicy, Secret, Target
 from exporter.server import parse_listen_address
 from exporter.simulator import Simulator
 
@@ -26,17 +26,19 @@ _DEMO_SK = "demo-secret-key-not-a-real-one"
 
 
 def demo_config(endpoint: str, interval: float) -> Config:
-    """A config polling the simulator at ``endpoint`` with the demo's key."""
+    """A config polling the simulator at ``endpoint`` with the demo's key; the pools are
+    found through ListPools, refreshed every other interval."""
     credentials = AkSkCredentials(Secret(_DEMO_AK, "demo"), Secret(_DEMO_SK, "demo"))
     target = Target(
         project_id=DEMO_PROJECT,
         region="cn-north-4",
         endpoint=endpoint,
         iam_endpoint=endpoint,
-        pools=DEMO_POOLS,
+        pools=(),
         job_types=DEMO_JOB_TYPES,
         credentials=credentials,
         max_concurrency=4,
+        discovery=Discovery(refresh_interval=2 * interval),
     )
     return Config(
         poll_interval=interval,

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_demo_prints_url_serves_every_pool_and_stops_on_sigint() -> None:
-    """The demo prints its /metrics URL, serves all demo pools and specs, exits 0 on SIGINT."""
+    """The demo prints its /metrics URL, discovers and serves all demo pools and specs,
+    exits 0 on SIGINT."""
     script = Path(sys.executable).with_name("modelarts-exporter")
     process = subprocess.Popen(
         [str(script), "demo", "--web.listen-address=127.0.0.1:0", "--log.format=json"],
@@ -41,6 +42,8 @@ def test_demo_prints_url_serves_every_pool_and_stops_on_sigint() -> None:
         samples = parse(httpx.get(url).text)
         pools = {dict(k)["pool"] for k in series(samples, "modelarts_pool_jobs")}
         assert pools == set(DEMO_POOLS)
+        discovered = {dict(k)["pool"] for k in series(samples, "modelarts_pool_info")}
+        assert discovered == set(DEMO_POOLS)
         assert series(samples, "modelarts_spec_no_resource", project_id=DEMO_PROJECT)
         assert set(series(samples, "modelarts_poll_success").values()) == {1.0}
         process.send_signal(signal.SIGINT)

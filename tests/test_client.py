@@ -2,7 +2,8 @@
 
 Every dependency is injected: the transport, a recording ``sleep`` (so retries run at once),
 a fixed ``clock``, an ``rng`` and an ``observe`` that records calls. Expected values are
-written by hand from the seeds and ``shared/HUAWEI_API_NOTES.md``.
+written by hand from the seeds and ``shared/HUAWEI_API_NOTES.md``. ListPools is also called
+over real sockets, signed with AK/SK, against ``exporter.simulator.Simulator``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from exporter.client import ModelArtsClient, backoff_delay, parse_retry_after
-from exporter.config import RetryPolicy
+from exporter.auth import AkSkAuth
+from exporter.client import ModelArtsClient, Observer, Sleep, backoff_delay, parse_retry_after
+from exporter.config import AkSkCredentials, RetryPolicy, Secret
 from exporter.errors import (
     ApiError,
     AuthError,
@@ -30,9 +33,13 @@ from exporter.errors import (
 from exporter.models import (
     Api,
     JobTypeStatistics,
+    Pool,
+    PoolFlavor,
+    PoolList,
     ResourceSpecs,
     WorkloadStatistics,
 )
+from exporter.simulator import Fault, Simulator
 from tests.samples import CPU_SPEC, GPU_SPEC, SPECS_SAMPLE
 
 PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"  # 32 characters, as documented
@@ -56,6 +63,26 @@ WORKLOAD = WorkloadStatistics(
 )
 SPECS_BODY = json.loads(SPECS_SAMPLE)
 SPECS = ResourceSpecs(total_count=2.0, specs=(CPU_SPEC, GPU_SPEC))
+T4 = "modelarts.vm.gpu.t4"
+POOLS_BODY = {
+    "kind": "PoolList",
+    "items": [
+        {
+            "metadata": {
+                "name": "pool-a",
+                "labels": {"os.modelarts/name": "Prod A", "os.modelarts/workspace.id": "0"},
+            },
+            "spec": {"type": "Dedicate", "resources": [{"flavor": T4, "count": 2, "maxCount": 4}]},
+            "status": {
+                "phase": "Running",
+                "resources": {"available": [{"flavor": T4, "count": 2}]},
+            },
+        }
+    ],
+}
+# name, display name, type, workspace, phase, flavors (count, maxCount), nodes
+PROD_A = ("pool-a", "Prod A", "Dedicate", "0", "Running")
+POOLS = PoolList((Pool(*PROD_A, (PoolFlavor(T4, 2.0, 4.0),), ((T4, "available", 2.0),)),))
 AUTH_FAILURE = {
     "error_code": "APIGW.0301",
     "error_msg": "Incorrect IAM authentication information: verify aksk signature fail",
@@ -104,6 +131,32 @@ def fail(kind: type[httpx.TransportError]) -> Reply:
     return answer
 
 
+def modelarts_client(
+    http: httpx.AsyncClient,
+    observe: Observer,
+    *,
+    endpoint: str = ENDPOINT,
+    timeout: float = 5.0,
+    max_body_bytes: int = 1 << 20,
+    clock: Callable[[], float] = time.time,
+    sleep: Sleep = asyncio.sleep,
+    rng: random.Random | None = None,
+) -> ModelArtsClient:
+    """A client of ``PROJECT`` with the retry policy ``POLICY``."""
+    return ModelArtsClient(
+        http,
+        endpoint=endpoint,
+        project_id=PROJECT,
+        timeout=timeout,
+        retry=POLICY,
+        max_body_bytes=max_body_bytes,
+        observe=observe,
+        clock=clock,
+        sleep=sleep,
+        rng=rng,
+    )
+
+
 class Harness:
     """Runs one client call against scripted answers and records what happened."""
 
@@ -142,14 +195,11 @@ class Harness:
         async def main() -> Any:
             transport = httpx.MockTransport(self._handler)
             async with httpx.AsyncClient(transport=transport) as http:
-                client = ModelArtsClient(
+                client = modelarts_client(
                     http,
-                    endpoint=ENDPOINT,
-                    project_id=PROJECT,
+                    self._observe,
                     timeout=self.timeout,
-                    retry=POLICY,
                     max_body_bytes=self.max_body_bytes,
-                    observe=self._observe,
                     clock=lambda: self.now,
                     sleep=self._sleep,
                     rng=self.rng,
@@ -165,6 +215,10 @@ def stats(client: ModelArtsClient) -> Awaitable[WorkloadStatistics]:
 
 def specs(client: ModelArtsClient) -> Awaitable[ResourceSpecs]:
     return client.resource_specs("train")
+
+
+def pools(client: ModelArtsClient) -> Awaitable[PoolList]:
+    return client.list_pools()
 
 
 class RecordingStream(httpx.AsyncByteStream):
@@ -583,6 +637,181 @@ class TestMalformedBodies:
         assert info.value.detail.message.startswith("$.statistics.items[0].status.Running: ")
         assert "request_id=req-types" in str(info.value)
         assert len(harness.requests) == 1
+
+
+class TestListPools:
+    @pytest.mark.parametrize(
+        ("filters", "query"),
+        [
+            pytest.param({}, b"", id="no-filters"),
+            pytest.param({"workspace_id": "0"}, b"workspaceId=0", id="workspace"),
+            pytest.param({"status": "Running"}, b"status=Running", id="status"),
+            pytest.param(
+                {"label_selector": "os.modelarts/name=Prod A"},
+                b"labelSelector=os.modelarts%2Fname%3DProd%20A",
+                id="label-selector",
+            ),
+            pytest.param(
+                {"workspace_id": "ws 1~", "status": "Abnormal", "label_selector": "a=b,c=d"},
+                b"labelSelector=a%3Db%2Cc%3Dd&status=Abnormal&workspaceId=ws%201~",
+                id="all-sorted",
+            ),
+            pytest.param(
+                {"workspace_id": "", "status": "Error", "label_selector": None},
+                b"status=Error",
+                id="empty-left-out",
+            ),
+            pytest.param({"workspace_id": "", "label_selector": ""}, b"", id="all-empty"),
+        ],
+    )
+    def test_path_and_canonical_query_of_the_set_filters(
+        self, filters: dict[str, str | None], query: bytes
+    ) -> None:
+        """ListPools is a GET of /v2/{project_id}/pools whose query holds only the filters
+        set, sorted and RFC 3986 encoded (space %20), and is absent when none is set."""
+        harness = Harness(reply(200, POOLS_BODY))
+        harness.run(lambda c: c.list_pools(**filters))
+        (request,) = harness.requests
+        assert request.method == "GET"
+        path = b"/v2/0a1b2c3d4e5f60718293a4b5c6d7e8f9/pools"
+        assert request.url.raw_path == (path + b"?" + query if query else path)
+
+    def test_success(self) -> None:
+        """A 200 ListPools answer becomes the parsed PoolList, observed once under api pools."""
+        harness = Harness(reply(200, POOLS_BODY))
+        assert harness.run(pools) == POOLS
+        assert harness.observed == [(Api.POOLS, "200")]
+
+    @pytest.mark.parametrize(
+        ("steps", "error", "observed"),
+        [
+            pytest.param([reply(401, AUTH_FAILURE)], AuthError, ["401"], id="401-once"),
+            pytest.param(
+                [reply(400, {"error_code": "ModelArts.50004000"})], ApiError, ["400"], id="400"
+            ),
+            pytest.param([reply(503)] * 3, ApiError, ["503"] * 3, id="503-retried"),
+            pytest.param(
+                [fail(httpx.ConnectError)] * 3, TransportError, ["none"] * 3, id="refused"
+            ),
+            pytest.param(
+                [reply(200, {"kind": "PoolList"})], ResponseError, ["200"], id="missing-items"
+            ),
+        ],
+    )
+    def test_failures_are_observed_as_pools(
+        self, steps: list[Reply], error: type[Exception], observed: list[str]
+    ) -> None:
+        """Every attempt of a failing ListPools is observed with api pools and its status."""
+        harness = Harness(*steps)
+        with pytest.raises(error):
+            harness.run(pools)
+        assert harness.observed == [(Api.POOLS, status) for status in observed]
+
+    def test_missing_items_names_the_path(self) -> None:
+        """A 200 without ``items`` is invalid_response naming $.items, with the request id."""
+        harness = Harness(reply(200, {"kind": "PoolList"}, headers={"X-Request-Id": "req-pl"}))
+        with pytest.raises(ResponseError) as info:
+            harness.run(pools)
+        assert info.value.code == "invalid_response"
+        assert info.value.detail.message.startswith("$.items: ")
+        assert (info.value.detail.http_status, info.value.detail.request_id) == (200, "req-pl")
+
+
+SIM_AK, SIM_SK = "QTWAOYTTINDUT2QVKYUC", "MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc"
+
+
+class TestListPoolsOverSockets:
+    """ListPools signed with AK/SK, over loopback, against the simulator on the real clock."""
+
+    @pytest.fixture
+    def sim(self) -> Iterator[Simulator]:
+        simulator = Simulator(access_keys={SIM_AK: SIM_SK})
+        simulator.set_pool_info(
+            PROJECT,
+            "pool-a",
+            display_name="Prod A",
+            resources={T4: (4, 8)},
+            nodes={"available": {T4: 3}, "abnormal": {T4: 1}},
+        )
+        simulator.set_pool_info(PROJECT, "pool-b", pool_type="Logical", phase="Creating")
+        simulator.set_pool_info(PROJECT, "pool-c", workspace_id="ws-1")
+        simulator.set_pool_info(PROJECT, "pool-d", workspace_id="ws-1", phase="Abnormal")
+        with simulator:
+            yield simulator
+
+    @staticmethod
+    def run(
+        sim: Simulator, call: Call, secret_key: str = SIM_SK
+    ) -> tuple[Any, list[tuple[Api, str]]]:
+        """The result of ``call`` with a signing client, and the statuses it observed."""
+        observed: list[tuple[Api, str]] = []
+        credentials = AkSkCredentials(Secret(SIM_AK, "test"), Secret(secret_key, "test"))
+
+        async def main() -> Any:
+            auth = AkSkAuth(credentials, time.time)
+            async with httpx.AsyncClient(auth=auth) as http:
+                client = modelarts_client(
+                    http,
+                    lambda api, status: observed.append((api, status)),
+                    endpoint=sim.url,
+                    sleep=lambda delay: asyncio.sleep(0),
+                )
+                return await call(client)
+
+        return asyncio.run(main()), observed
+
+    def test_filters_and_signature(self, sim: Simulator) -> None:
+        """Signed ListPools calls are accepted, each filter keeps the simulator's pools it
+        names, and the pool served is parsed field for field."""
+
+        async def calls(client: ModelArtsClient) -> list[PoolList]:
+            return [
+                await client.list_pools(),
+                await client.list_pools(status="Creating"),
+                await client.list_pools(workspace_id="ws-1"),
+                await client.list_pools(workspace_id="ws-1", status="Abnormal"),
+                await client.list_pools(label_selector="os.modelarts/name=Prod A"),
+            ]
+
+        results, observed = self.run(sim, calls)
+        assert [[p.name for p in r.pools] for r in results] == [
+            ["pool-a", "pool-b"],
+            ["pool-b"],
+            ["pool-c", "pool-d"],
+            ["pool-d"],
+            ["pool-a"],
+        ]
+        prod_a, creating = results[0].pools
+        assert prod_a == Pool(
+            *PROD_A, (PoolFlavor(T4, 4.0, 8.0),), ((T4, "available", 3.0), (T4, "abnormal", 1.0))
+        )
+        assert (creating.pool_type, creating.phase) == ("Logical", "Creating")
+        assert observed == [(Api.POOLS, "200")] * 5
+        recorded = sim.requests()
+        assert [(r.path, r.status, r.access_key) for r in recorded] == [
+            (f"/v2/{PROJECT}/pools", 200, SIM_AK)
+        ] * 5
+        assert [r.query for r in recorded] == [
+            "",
+            "status=Creating",
+            "workspaceId=ws-1",
+            "status=Abnormal&workspaceId=ws-1",
+            "labelSelector=os.modelarts%2Fname%3DProd%20A",
+        ]
+
+    def test_wrong_secret_key_is_refused_once(self, sim: Simulator) -> None:
+        """A ListPools signed with the wrong SK raises AuthError after one request."""
+        with pytest.raises(AuthError) as info:
+            self.run(sim, pools, secret_key="not-the-secret")
+        assert info.value.code == "APIGW.0301"
+        assert [r.status for r in sim.requests()] == [401]
+
+    def test_server_error_is_retried(self, sim: Simulator) -> None:
+        """A 503 on ListPools is retried; both answers are observed under api pools."""
+        sim.inject(Fault.server_error(503, api="pools", times=1))
+        result, observed = self.run(sim, pools)
+        assert [p.name for p in result.pools] == ["pool-a", "pool-b"]
+        assert observed == [(Api.POOLS, "503"), (Api.POOLS, "200")]
 
 
 def _api_error(status: int) -> ApiError:

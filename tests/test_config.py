@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exporter import config
-from exporter.config import AkSkCredentials, Config, PasswordCredentials, Secret
+from exporter.config import AkSkCredentials, Config, Discovery, PasswordCredentials, Secret
 from exporter.errors import ConfigError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
@@ -96,7 +98,7 @@ class TestFixtureFiles:
         """Each good file loads into a Config with at least one target and something to poll."""
         cfg = config.load(path, environ=ENV)
         assert cfg.targets
-        assert all(t.pools or t.job_types for t in cfg.targets)
+        assert all(t.pools or t.job_types or t.discovery is not None for t in cfg.targets)
 
     def test_error_message_starts_with_key_path(self) -> None:
         """A ConfigError's message starts with the key path, which is also its .path."""
@@ -440,6 +442,201 @@ class TestLoadErrors:
             config.load(path, environ=ENV)
 
 
+def discovery(tmp_path: Path, block: str, top: str = "") -> Discovery | None:
+    """The discovery of a one-target config (no pools) whose target ends with ``block``."""
+    text = top + TARGET.replace("    pools: [pool-a]\n", block)
+    return config.load(write(tmp_path, text), environ=ENV).targets[0].discovery
+
+
+def rules(include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> Discovery:
+    return Discovery(
+        include=tuple(map(re.compile, include)), exclude=tuple(map(re.compile, exclude))
+    )
+
+
+class TestDiscovery:
+    def test_fixture_values(self) -> None:
+        """Every discovery key is read as written; workspace_id: 0 (a YAML int) becomes "0"."""
+        first, second = fixture("discovery.ok.yaml").targets
+        assert first.pools == ("pool-static",)
+        assert first.discovery is not None
+        assert first.discovery.workspace_id == "0"
+        assert first.discovery.status == "Running"
+        assert first.discovery.label_selector == "os.modelarts/name=Prod A"
+        assert [p.pattern for p in first.discovery.include] == ["gpu-.*", "Prod .*"]
+        assert [p.pattern for p in first.discovery.exclude] == [".*-test"]
+        assert first.discovery.refresh_interval == 600.0
+        assert (second.pools, second.job_types) == ((), ())
+        assert second.discovery == Discovery(refresh_interval=300.0)
+
+    @pytest.mark.parametrize("block", ["    discovery:\n", "    discovery: {}\n"])
+    def test_empty_discovery_turns_it_on_with_defaults(self, tmp_path: Path, block: str) -> None:
+        """A bare ``discovery:`` (null) and ``discovery: {}`` both turn discovery on, with no
+        filters and no rules, and are enough for a target to have something to poll."""
+        assert discovery(tmp_path, block) == Discovery(
+            workspace_id=None,
+            status=None,
+            label_selector=None,
+            include=(),
+            exclude=(),
+            refresh_interval=300.0,
+        )
+
+    def test_absent_discovery_is_off(self) -> None:
+        """A target without a ``discovery`` key has discovery None."""
+        assert fixture("minimal.ok.yaml").targets[0].discovery is None
+
+    @pytest.mark.parametrize(
+        ("top", "refresh"),
+        [
+            pytest.param("", 300.0, id="default-60s"),
+            pytest.param("poll_interval: 5m\n", 300.0, id="equal"),
+            pytest.param("poll_interval: 10m\n", 600.0, id="longer-interval-wins"),
+            pytest.param("poll_interval: 10s\n", 300.0, id="short-interval"),
+        ],
+    )
+    def test_default_refresh_interval(self, tmp_path: Path, top: str, refresh: float) -> None:
+        """refresh_interval defaults to the longer of 300 s and poll_interval."""
+        found = discovery(tmp_path, "    discovery: {}\n", top)
+        assert found is not None
+        assert found.refresh_interval == refresh
+
+    def test_refresh_interval_may_equal_poll_interval(self, tmp_path: Path) -> None:
+        """A refresh_interval equal to poll_interval is allowed (ListPools every cycle)."""
+        found = discovery(
+            tmp_path, "    discovery: {refresh_interval: 1m}\n", "poll_interval: 60\n"
+        )
+        assert found is not None
+        assert found.refresh_interval == 60.0
+
+    @pytest.mark.parametrize(
+        ("block", "expected"),
+        [
+            pytest.param("{workspace_id: 0}", ("0", None, None), id="zero"),
+            pytest.param("{workspace_id: 42}", ("42", None, None), id="int"),
+            pytest.param('{workspace_id: " ws-1 "}', ("ws-1", None, None), id="stripped"),
+            pytest.param("{status: Abnormal}", (None, "Abnormal", None), id="status"),
+            pytest.param("{label_selector: a=b}", (None, None, "a=b"), id="label-selector"),
+        ],
+    )
+    def test_filters(
+        self, tmp_path: Path, block: str, expected: tuple[str | None, str | None, str | None]
+    ) -> None:
+        """The ListPools filters are strings (a YAML number its text); unset ones are None."""
+        found = discovery(tmp_path, f"    discovery: {block}\n")
+        assert found is not None
+        assert (found.workspace_id, found.status, found.label_selector) == expected
+
+    @pytest.mark.parametrize(
+        ("block", "message"),
+        [
+            pytest.param(
+                '{include: [a, "[b"]}',
+                "targets[0].discovery.include[1]: not a valid regular expression",
+                id="include-regex",
+            ),
+            pytest.param(
+                '{exclude: ["*"]}',
+                "targets[0].discovery.exclude[0]: not a valid regular expression",
+                id="exclude-regex",
+            ),
+            pytest.param(
+                "{include: gpu-.*}",
+                "targets[0].discovery.include: expected a list of strings",
+                id="include-not-list",
+            ),
+            pytest.param(
+                "{exclude: [a, a]}",
+                "targets[0].discovery.exclude[1]: duplicate value 'a'",
+                id="exclude-duplicate",
+            ),
+            pytest.param(
+                "{workspace_id: true}",
+                "targets[0].discovery.workspace_id: expected a non-empty string",
+                id="workspace-bool",
+            ),
+            pytest.param(
+                '{status: ""}',
+                "targets[0].discovery.status: expected a non-empty string",
+                id="status-empty",
+            ),
+            pytest.param(
+                "{refresh_interval: 30s}",
+                "targets[0].discovery.refresh_interval: must be at least poll_interval",
+                id="refresh-below-interval",
+            ),
+            pytest.param(
+                "{refresh_interval: 0}",
+                "targets[0].discovery.refresh_interval: ",
+                id="refresh-zero",
+            ),
+            pytest.param(
+                "{labelSelector: a=b}",
+                "targets[0].discovery.labelSelector: unknown key",
+                id="unknown-key",
+            ),
+            pytest.param("true", "targets[0].discovery: expected a mapping", id="not-mapping"),
+        ],
+    )
+    def test_invalid(self, tmp_path: Path, block: str, message: str) -> None:
+        """A bad discovery value is a ConfigError that starts with its key path."""
+        with pytest.raises(ConfigError) as info:
+            discovery(tmp_path, f"    discovery: {block}\n")
+        assert str(info.value).startswith(message)
+
+    def test_unknown_key_reported_before_bad_values(self, tmp_path: Path) -> None:
+        """A misspelt key is reported even when another discovery value is also bad."""
+        with pytest.raises(ConfigError, match=r"^targets\[0\]\.discovery\.refresh: unknown key"):
+            discovery(tmp_path, '    discovery: {include: ["("], refresh: 5m}\n')
+
+
+class TestDiscoverySelects:
+    @pytest.mark.parametrize(("name", "display_name"), [("pool-a", "Prod A"), ("x", ""), ("", "")])
+    def test_no_rules_select_everything(self, name: str, display_name: str) -> None:
+        """Without include or exclude patterns every pool is taken."""
+        assert rules().selects(name, display_name)
+
+    @pytest.mark.parametrize(
+        ("name", "display_name", "taken"),
+        [
+            pytest.param("gpu-1", "Team", True, id="include-on-name"),
+            pytest.param("pool-9", "Prod A", True, id="include-on-display-name"),
+            pytest.param("pool-9", "Team", False, id="no-include-matches"),
+            pytest.param("my-gpu-1", "Prod", False, id="include-anchored-start"),
+            pytest.param("gpu", "Prod A/old", False, id="include-anchored-end"),
+            pytest.param("gpu-test", "Prod A", False, id="exclude-on-name-wins"),
+            pytest.param("gpu-1", "Old A", False, id="exclude-on-display-name-wins"),
+            pytest.param("pool-9", "Old A", False, id="exclude-of-display-beats-include"),
+            pytest.param("gpu-test-2", "Team", True, id="exclude-anchored"),
+        ],
+    )
+    def test_include_then_exclude(self, name: str, display_name: str, taken: bool) -> None:
+        """A pool is taken when an include pattern matches the whole name or display name
+        and no exclude pattern matches either of them."""
+        found = rules(include=("gpu-.*", "Prod A", "Old A"), exclude=(".*-test", "Old .*"))
+        assert found.selects(name, display_name) is taken
+
+    def test_exclude_without_include(self) -> None:
+        """With only exclude patterns, every pool they do not match is taken."""
+        found = rules(exclude=("tmp-.*",))
+        assert found.selects("pool-a", "")
+        assert not found.selects("tmp-1", "")
+        assert not found.selects("pool-b", "tmp-b")
+
+    def test_missing_display_name_is_not_matched(self) -> None:
+        """A pool without a display name is matched on its name only, not on ""."""
+        assert not rules(include=("gpu-.*|",)).selects("pool-a", "")
+        assert rules(exclude=("gpu-.*|",)).selects("pool-a", "")
+
+    def test_patterns_from_yaml(self, tmp_path: Path) -> None:
+        """Patterns loaded from the file select exactly as compiled ones do."""
+        found = discovery(tmp_path, '    discovery: {include: ["Prod .*"], exclude: [".*-b"]}\n')
+        assert found is not None
+        assert found.selects("pool-a", "Prod A")
+        assert not found.selects("pool-b", "Prod B")
+        assert not found.selects("pool-c", "")
+
+
 def _all_secret_configs() -> list[Config]:
     environ = {**ENV, "HUAWEICLOUD_SDK_SECURITY_TOKEN": SDK_TOKEN}
     return [
@@ -467,6 +664,23 @@ class TestRedaction:
         assert "env HUAWEICLOUD_SDK_AK" in minimal
         assert "env HUAWEICLOUD_SDK_SK" in minimal
         assert "env HUAWEICLOUD_SDK_SECURITY_TOKEN" in minimal
+
+    def test_redacted_discovery_is_plain_yaml(self) -> None:
+        """Discovery patterns show as their text, so check-config's YAML dump works and
+        reads back as written."""
+        plain = config.redacted(fixture("discovery.ok.yaml"))
+        dumped = yaml.safe_load(yaml.safe_dump(plain, sort_keys=False))
+        assert dumped == plain
+        assert dumped["targets"][0]["discovery"] == {
+            "workspace_id": "0",
+            "status": "Running",
+            "label_selector": "os.modelarts/name=Prod A",
+            "include": ["gpu-.*", "Prod .*"],
+            "exclude": [".*-test"],
+            "refresh_interval": 600.0,
+        }
+        assert dumped["targets"][1]["discovery"]["include"] == []
+        assert "discovery" in dumped["targets"][1]
 
     def test_redacted_keeps_plain_values(self) -> None:
         """Non-secret values appear as configured."""

@@ -1,13 +1,16 @@
 """Response bodies → models (``exporter.parse``).
 
 Expected values are written by hand from ``shared/seeds/ShowWorkloadStatistics.rst``,
-``shared/seeds/QueryJobResourceSpecs.rst`` and ``shared/HUAWEI_API_NOTES.md``.
+``shared/seeds/QueryJobResourceSpecs.rst`` and ``shared/HUAWEI_API_NOTES.md`` (ListPools:
+"Pool discovery").
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,10 +18,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.errors import ApiError, PollError, ResponseError
-from exporter.models import JobTypeStatistics, ResourceSpecs, WorkloadStatistics
+from exporter.models import (
+    NODE_STATES,
+    JobTypeStatistics,
+    Pool,
+    PoolFlavor,
+    PoolList,
+    ResourceSpecs,
+    WorkloadStatistics,
+)
 from exporter.parse import (
     error_fields,
     load_json,
+    parse_pool_list,
     parse_resource_specs,
     parse_workload_statistics,
 )
@@ -72,8 +84,88 @@ def spec(**fields: Any) -> dict[str, Any]:
     return base
 
 
-def assert_invalid(error: ResponseError, path: str) -> None:
-    """The error is an ``invalid_response`` whose message starts with the JSON ``path``."""
+# ListPools, shaped as the notes document it: a Dedicate pool with two flavors (its t4
+# nodes listed twice under "available", to be summed) and a Logical pool still creating.
+T4, CPU8 = "modelarts.vm.gpu.t4", "modelarts.vm.cpu.8u"
+POOL_LIST_BODY = b"""{
+  "kind": "PoolList",
+  "apiVersion": "v2",
+  "metadata": {},
+  "items": [
+    {
+      "metadata": {
+        "name": "pool-7f3a2b1c",
+        "labels": {"os.modelarts/name": "Prod A", "os.modelarts/workspace.id": "0"}
+      },
+      "spec": {
+        "type": "Dedicate",
+        "scope": ["Train", "Infer"],
+        "resources": [
+          {"flavor": "modelarts.vm.gpu.t4", "count": 4, "maxCount": 8},
+          {"flavor": "modelarts.vm.cpu.8u", "count": 1, "maxCount": 1}
+        ]
+      },
+      "status": {
+        "phase": "Running",
+        "resources": {
+          "creating": [],
+          "available": [
+            {"flavor": "modelarts.vm.gpu.t4", "count": 2},
+            {"flavor": "modelarts.vm.cpu.8u", "count": 1},
+            {"flavor": "modelarts.vm.gpu.t4", "count": 1}
+          ],
+          "abnormal": [{"flavor": "modelarts.vm.gpu.t4", "count": 1}],
+          "deleting": []
+        }
+      }
+    },
+    {
+      "metadata": {
+        "name": "pool-logical",
+        "labels": {"os.modelarts/name": "Shared", "os.modelarts/workspace.id": "ws-1"}
+      },
+      "spec": {
+        "type": "Logical",
+        "scope": ["Train"],
+        "resources": [{"flavor": "modelarts.vm.cpu.8u", "count": 2, "maxCount": 4}]
+      },
+      "status": {
+        "phase": "Creating",
+        "resources": {
+          "creating": [{"flavor": "modelarts.vm.cpu.8u", "count": 2}],
+          "available": [],
+          "abnormal": [],
+          "deleting": []
+        }
+      }
+    }
+  ]
+}"""
+
+
+def pool_list(*items: Any) -> dict[str, Any]:
+    """A ListPools body holding ``items``."""
+    return {"kind": "PoolList", "items": list(items)}
+
+
+def pool_item(name: Any = "pool-a", **nodes: Any) -> dict[str, Any]:
+    """A ListPools item with only ``metadata.name`` and, per node state, ``nodes`` entries."""
+    return {"metadata": {"name": name}, "status": {"resources": nodes}}
+
+
+def node_counts(pool: Pool) -> dict[tuple[str, str], float]:
+    """A pool's nodes as (flavor, state) -> count, whatever their order."""
+    counts = {(flavor, state): count for flavor, state, count in pool.nodes}
+    assert len(counts) == len(pool.nodes), "a (flavor, state) pair is listed twice"
+    return counts
+
+
+def assert_parse_invalid(parser: Callable[[Any], object], body: object, path: str) -> None:
+    """``parser(body)`` raises an ``invalid_response`` whose message starts with the JSON
+    ``path``."""
+    with pytest.raises(ResponseError) as info:
+        parser(body)
+    error = info.value
     assert type(error) is ResponseError
     assert error.local_code == "invalid_response"
     assert error.code == "invalid_response"
@@ -185,9 +277,11 @@ class TestWorkloadStatistics:
     def test_huge_count_is_invalid_not_a_crash(self) -> None:
         """A count too large for a float is an invalid response naming its path."""
         raw = '{"statistics": {"items": [{"type": "train", "status": {"Running": %s}}]}}'
-        with pytest.raises(ResponseError) as info:
-            parse_workload_statistics(load_json((raw % HUGE_INT_TEXT).encode()))
-        assert_invalid(info.value, "$.statistics.items[0].status.Running")
+        assert_parse_invalid(
+            parse_workload_statistics,
+            load_json((raw % HUGE_INT_TEXT).encode()),
+            "$.statistics.items[0].status.Running",
+        )
 
     @pytest.mark.parametrize(
         ("body", "path"),
@@ -239,9 +333,7 @@ class TestWorkloadStatistics:
     )
     def test_malformed_structure(self, body: object, path: str) -> None:
         """A body that is not shaped as documented raises invalid_response naming the path."""
-        with pytest.raises(ResponseError) as info:
-            parse_workload_statistics(body)
-        assert_invalid(info.value, path)
+        assert_parse_invalid(parse_workload_statistics, body, path)
 
     @pytest.mark.parametrize(
         "count",
@@ -266,9 +358,9 @@ class TestWorkloadStatistics:
         """A status count that is not a non-negative finite number names its exact path."""
         body = workload([train_item({"Pending": 0}), train_item({"Pending": 1, "Running": count})])
         # The second item is a duplicate type, yet it is still validated.
-        with pytest.raises(ResponseError) as info:
-            parse_workload_statistics(body)
-        assert_invalid(info.value, "$.statistics.items[1].status.Running")
+        assert_parse_invalid(
+            parse_workload_statistics, body, "$.statistics.items[1].status.Running"
+        )
 
 
 class TestResourceSpecs:
@@ -378,9 +470,9 @@ class TestResourceSpecs:
         """A spec without a non-empty string ``spec_code`` is invalid, naming its index."""
         second = spec(spec_code="modelarts.vm.gpu.v100")
         third = spec(spec_code=bad)
-        with pytest.raises(ResponseError) as info:
-            parse_resource_specs({"specs": [spec(), third, second]})
-        assert_invalid(info.value, "$.specs[1].spec_code")
+        assert_parse_invalid(
+            parse_resource_specs, {"specs": [spec(), third, second]}, "$.specs[1].spec_code"
+        )
 
     def test_duplicate_spec_code_keeps_first(self) -> None:
         """A spec_code listed twice keeps its first entry only."""
@@ -424,9 +516,207 @@ class TestResourceSpecs:
     )
     def test_malformed_structure(self, body: object, path: str) -> None:
         """A body that is not shaped as documented raises invalid_response naming the path."""
-        with pytest.raises(ResponseError) as info:
-            parse_resource_specs(body)
-        assert_invalid(info.value, path)
+        assert_parse_invalid(parse_resource_specs, body, path)
+
+
+class TestPoolList:
+    def test_documented_shape(self) -> None:
+        """The documented body gives one Pool per item: labels, type, phase, flavors with
+        count and maxCount, and nodes summed per flavor and state."""
+        result = parse_pool_list(load_json(POOL_LIST_BODY))
+        assert isinstance(result, PoolList)
+        # Pool(name, display_name, pool_type, workspace_id, phase, flavors, nodes); the
+        # nodes are compared apart, as a mapping, since their order is not part of the model.
+        assert [dataclasses.replace(p, nodes=()) for p in result.pools] == [
+            Pool(
+                "pool-7f3a2b1c",
+                "Prod A",
+                "Dedicate",
+                "0",
+                "Running",
+                (PoolFlavor(T4, 4.0, 8.0), PoolFlavor(CPU8, 1.0, 1.0)),
+                (),
+            ),
+            Pool(
+                "pool-logical",
+                "Shared",
+                "Logical",
+                "ws-1",
+                "Creating",
+                (PoolFlavor(CPU8, 2.0, 4.0),),
+                (),
+            ),
+        ]
+        assert [node_counts(p) for p in result.pools] == [
+            {(T4, "available"): 3.0, (CPU8, "available"): 1.0, (T4, "abnormal"): 1.0},
+            {(CPU8, "creating"): 2.0},
+        ]
+
+    def test_every_node_state_is_read(self) -> None:
+        """Each documented node state (available, abnormal, creating, deleting) is kept apart."""
+        body = pool_list(
+            pool_item(**{s: [{"flavor": T4, "count": i + 1}] for i, s in enumerate(NODE_STATES)})
+        )
+        (pool,) = parse_pool_list(body).pools
+        assert node_counts(pool) == {(T4, s): float(i + 1) for i, s in enumerate(NODE_STATES)}
+
+    def test_no_pools(self) -> None:
+        """An empty ``items`` list is a valid answer with no pools."""
+        assert parse_pool_list({"kind": "PoolList", "items": []}) == PoolList(pools=())
+
+    @pytest.mark.parametrize(
+        ("body", "path"),
+        [
+            pytest.param({}, "$.items", id="empty-object"),
+            pytest.param({"kind": "PoolList", "metadata": {}}, "$.items", id="missing-items"),
+            pytest.param({"items": None}, "$.items", id="null-items"),
+            pytest.param({"items": {}}, "$.items", id="items-object"),
+            pytest.param({"items": "pool-a"}, "$.items", id="items-string"),
+            pytest.param([], "$", id="top-level-array"),
+            pytest.param(None, "$", id="top-level-null"),
+            pytest.param(pool_list(pool_item(), 3), "$.items[1]", id="item-number"),
+            pytest.param(pool_list(pool_item(), None), "$.items[1]", id="item-null"),
+        ],
+    )
+    def test_malformed_structure(self, body: object, path: str) -> None:
+        """A body without an ``items`` array is invalid naming the path, never "no pools"."""
+        assert_parse_invalid(parse_pool_list, body, path)
+
+    @pytest.mark.parametrize(
+        "item",
+        [
+            pytest.param({"spec": {"type": "Dedicate"}}, id="no-metadata"),
+            pytest.param({"metadata": None}, id="null-metadata"),
+            pytest.param({"metadata": ["pool-b"]}, id="metadata-array"),
+            pytest.param({"metadata": {"labels": {}}}, id="no-name"),
+            pytest.param(pool_item(""), id="empty-name"),
+            pytest.param(pool_item(None), id="null-name"),
+            pytest.param(pool_item(7), id="numeric-name"),
+            pytest.param(pool_item(["pool-b"]), id="array-name"),
+        ],
+    )
+    def test_pool_without_name(self, item: object) -> None:
+        """A pool without a non-empty string ``metadata.name`` fails the whole list, naming
+        its index (discovery then keeps its last good list)."""
+        assert_parse_invalid(
+            parse_pool_list,
+            pool_list(pool_item(), item, pool_item("pool-c")),
+            "$.items[1].metadata.name",
+        )
+
+    def test_missing_labels_type_and_phase_are_empty(self) -> None:
+        """A pool with only a name has empty strings, no flavors and no nodes."""
+        (pool,) = parse_pool_list(pool_list({"metadata": {"name": "pool-a"}})).pools
+        assert pool == Pool("pool-a", "", "", "", "", (), ())
+
+    @pytest.mark.parametrize(
+        "item",
+        [
+            pytest.param({"metadata": {"name": "pool-a", "labels": None}}, id="null-labels"),
+            pytest.param({"metadata": {"name": "pool-a", "labels": ["x"]}}, id="labels-array"),
+            pytest.param(
+                {
+                    "metadata": {
+                        "name": "pool-a",
+                        "labels": {"os.modelarts/name": 3, "os.modelarts/workspace.id": 0},
+                    },
+                    "spec": {"type": ["Dedicate"], "resources": "none"},
+                    "status": {"phase": None, "resources": []},
+                },
+                id="wrong-types",
+            ),
+            pytest.param(
+                {"metadata": {"name": "pool-a"}, "spec": None, "status": "Running"},
+                id="spec-and-status-not-objects",
+            ),
+        ],
+    )
+    def test_odd_optional_fields_are_empty(self, item: object) -> None:
+        """Labels, type, phase and resources of the wrong type read as absent, not as errors."""
+        assert parse_pool_list(pool_list(item)).pools == (Pool("pool-a", "", "", "", "", (), ()),)
+
+    @pytest.mark.parametrize(
+        "entry",
+        [
+            pytest.param({"count": 5}, id="no-flavor"),
+            pytest.param({"flavor": "", "count": 5}, id="empty-flavor"),
+            pytest.param({"flavor": 5, "count": 5}, id="numeric-flavor"),
+            pytest.param({"flavor": T4}, id="no-count"),
+            pytest.param({"flavor": T4, "count": None}, id="null-count"),
+            pytest.param({"flavor": T4, "count": "five"}, id="word-count"),
+            pytest.param({"flavor": T4, "count": ""}, id="empty-count"),
+            pytest.param({"flavor": T4, "count": True}, id="bool-count"),
+            pytest.param({"flavor": T4, "count": [5]}, id="array-count"),
+            pytest.param({"flavor": T4, "count": "NaN"}, id="nan-count"),
+            pytest.param({"flavor": T4, "count": "inf"}, id="inf-count"),
+            pytest.param({"flavor": T4, "count": -1}, id="negative-count"),
+            pytest.param({"flavor": T4, "count": "-2"}, id="negative-string-count"),
+            pytest.param("modelarts.vm.gpu.t4", id="string-entry"),
+            pytest.param(None, id="null-entry"),
+        ],
+    )
+    def test_bad_node_entries_are_skipped(self, entry: object) -> None:
+        """A node entry without a flavor or a count >= 0 is left out; the others stay."""
+        good = {"flavor": CPU8, "count": 2}
+        body = pool_list(pool_item(available=[entry, good], abnormal=[entry]))
+        (pool,) = parse_pool_list(body).pools
+        assert node_counts(pool) == {(CPU8, "available"): 2.0}
+
+    def test_node_states_that_are_not_lists_or_not_documented_are_ignored(self) -> None:
+        """A node state that is not a list, and an undocumented state, give no nodes."""
+        body = pool_list(
+            pool_item(available={"flavor": T4, "count": 1}, draining=[{"flavor": T4, "count": 1}])
+        )
+        assert parse_pool_list(body).pools[0].nodes == ()
+
+    def test_string_counts(self) -> None:
+        """Counts given as numeric strings are read as numbers, in spec and status alike."""
+        item = pool_item(available=[{"flavor": T4, "count": " 3 "}, {"flavor": T4, "count": "1"}])
+        item["spec"] = {"resources": [{"flavor": T4, "count": "4", "maxCount": "8"}]}
+        (pool,) = parse_pool_list(pool_list(item)).pools
+        assert pool.flavors == (PoolFlavor(T4, 4.0, 8.0),)
+        assert node_counts(pool) == {(T4, "available"): 4.0}
+
+    def test_flavor_numbers_that_are_not_numbers_are_none(self) -> None:
+        """A spec flavor keeps its row when count or maxCount is not a number (None there)."""
+        item = pool_item()
+        item["spec"] = {
+            "resources": [
+                {"flavor": T4, "count": "many"},
+                {"flavor": CPU8, "count": 2, "maxCount": {}},
+                {"count": 1, "maxCount": 2},
+            ]
+        }
+        (pool,) = parse_pool_list(pool_list(item)).pools
+        assert pool.flavors == (PoolFlavor(T4, None, None), PoolFlavor(CPU8, 2.0, None))
+
+    def test_duplicate_flavor_keeps_first(self) -> None:
+        """A flavor listed twice in ``spec.resources`` keeps its first entry."""
+        item = pool_item()
+        item["spec"] = {
+            "resources": [
+                {"flavor": T4, "count": 1, "maxCount": 2},
+                {"flavor": T4, "count": 9, "maxCount": 9},
+            ]
+        }
+        assert parse_pool_list(pool_list(item)).pools[0].flavors == (PoolFlavor(T4, 1.0, 2.0),)
+
+    def test_duplicate_pool_keeps_first(self) -> None:
+        """A pool name listed twice keeps its first entry, in the order of first appearance."""
+        first = pool_item("pool-a", available=[{"flavor": T4, "count": 1}])
+        again = pool_item("pool-a", available=[{"flavor": T4, "count": 7}])
+        result = parse_pool_list(pool_list(first, pool_item("pool-b"), again))
+        assert [p.name for p in result.pools] == ["pool-a", "pool-b"]
+        assert node_counts(result.pools[0]) == {(T4, "available"): 1.0}
+
+    def test_huge_node_count_is_skipped(self) -> None:
+        """A node count too large for a float is left out rather than crashing the parse."""
+        raw = (
+            b'{"items": [{"metadata": {"name": "pool-a"}, "status": {"resources": {"available":'
+            b' [{"flavor": "f", "count": %s}, {"flavor": "g", "count": 1}]}}}]}'
+        ) % HUGE_INT_TEXT.encode()
+        (pool,) = parse_pool_list(load_json(raw)).pools
+        assert node_counts(pool) == {("g", "available"): 1.0}
 
 
 class TestLoadJson:
@@ -562,6 +852,18 @@ _KEYS = st.sampled_from(
         "error_code",
         "gpu_num",
         "no_resource",
+        "metadata",
+        "name",
+        "labels",
+        "os.modelarts/name",
+        "os.modelarts/workspace.id",
+        "spec",
+        "resources",
+        "flavor",
+        "count",
+        "maxCount",
+        "phase",
+        *NODE_STATES,
     ]
 ) | st.text(max_size=8)
 # Values that have broken number handling before, tried more often inside the documents.
@@ -609,6 +911,10 @@ def mutated(draw: st.DrawFn, document: object) -> object:
     return doc
 
 
+def assert_unique(values: list[str]) -> None:
+    assert len(values) == len(set(values)), values
+
+
 _PROPERTY = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -641,11 +947,31 @@ class TestNeverCrashes:
         except PollError:
             return
         assert isinstance(result, ResourceSpecs)
-        codes = [s.spec_code for s in result.specs]
-        assert len(codes) == len(set(codes))
+        assert_unique([s.spec_code for s in result.specs])
         for item in result.specs:
             for label in (item.spec_id, item.gpu_type, item.storage, item.interface_type):
                 assert isinstance(label, str)
+
+    @_PROPERTY
+    @given(JSON_VALUES | mutated(json.loads(POOL_LIST_BODY)) | mutated(pool_list(pool_item())))
+    def test_pool_list(self, body: object) -> None:
+        """Any JSON value gives uniquely named pools with unique flavors and node counts
+        >= 0, or raises ResponseError (the parser's only exception)."""
+        try:
+            pools = parse_pool_list(body).pools
+        except ResponseError:
+            return
+        assert_unique([pool.name for pool in pools])
+        for pool in pools:
+            assert pool.name
+            assert all(isinstance(text, str) for text in dataclasses.astuple(pool)[:5])
+            assert_unique([flavor.flavor for flavor in pool.flavors])
+            assert all(flavor.flavor for flavor in pool.flavors)
+            node_counts(pool)  # no (flavor, state) pair twice
+            for flavor, state, count in pool.nodes:
+                assert flavor
+                assert state in NODE_STATES
+                assert count >= 0
 
 
 class TestUnencodableStrings:
@@ -664,3 +990,24 @@ class TestUnencodableStrings:
         assert (specs.specs[0].spec_code, specs.specs[0].gpu_type) == ("gpu\ufffd", "\ufffd")
         rendered = f"{item.job_type}{specs.specs[0].spec_code}".encode()
         assert rendered == "tr\ufffdingpu\ufffd".encode()
+
+    def test_pool_list_lone_surrogates(self) -> None:
+        """Lone surrogates in pool, display, flavor and label strings become U+FFFD."""
+        body = load_json(
+            b'{"items": [{"metadata": {"name": "pool\\ud800", "labels": {'
+            b'"os.modelarts/name": "Prod\\udfff", "os.modelarts/workspace.id": "\\udc00"}},'
+            b' "spec": {"type": "Ded\\ud801", "resources": [{"flavor": "t4\\ud800", "count": 1}]},'
+            b' "status": {"phase": "Run\\udbff", "resources": {"available":'
+            b' [{"flavor": "\\ud800cpu", "count": 2}]}}}]}'
+        )
+        (pool,) = parse_pool_list(body).pools
+        assert (pool.name, pool.display_name, pool.workspace_id) == (
+            "pool\ufffd",
+            "Prod\ufffd",
+            "\ufffd",
+        )
+        assert (pool.pool_type, pool.phase) == ("Ded\ufffd", "Run\ufffd")
+        assert pool.flavors == (PoolFlavor("t4\ufffd", 1.0, None),)
+        assert pool.nodes == (("\ufffdcpu", "available", 2.0),)
+        rendered = "".join(dataclasses.astuple(pool)[:5]).encode()  # no UnicodeEncodeError
+        assert rendered == "pool\ufffdProd\ufffdDed\ufffd\ufffdRun\ufffd".encode()

@@ -440,9 +440,12 @@ def _patterns(value: object, path: str) -> tuple[re.Pattern[str], ...]:
 
 
 def _word(value: object, path: str) -> str:
-    """A non-empty string; a number (YAML reads workspace_id: 0 as one) becomes its text."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+    """A non-empty string. YAML reads ``workspace_id: 0`` as a number, so 0 is taken as "0";
+    any other number is refused, since YAML may have changed it (0123 is octal 83)."""
+    if value == 0 and isinstance(value, int) and not isinstance(value, bool):
+        return "0"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ConfigError(path, f'expected a string; quote it, e.g. "{value}"')
     return _string(value, path)
 
 

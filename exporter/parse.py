@@ -230,14 +230,19 @@ def _string_at(value: object, *path: str) -> str:
 
 def _flavor_rows(entries: object) -> list[tuple[str, float | None, float | None]]:
     """(flavor, count, maxCount) of a list of ``{"flavor", "count"[, "maxCount"]}``; entries
-    without a flavor name are left out, numbers that are not numbers are None."""
+    without a flavor name are left out, counts that are not counts (>= 0) are None."""
     rows = []
     for entry in entries if isinstance(entries, list) else []:
         flavor = _string_at(entry, "flavor")
         if flavor:
             count, max_count = _dig(entry, "count"), _dig(entry, "maxCount")
-            rows.append((flavor, _number(count), _number(max_count)))
+            rows.append((flavor, _node_count(count), _node_count(max_count)))
     return rows
+
+
+def _node_count(value: object) -> float | None:
+    number = _number(value)
+    return number if number is not None and number >= 0 else None
 
 
 def _pool(raw: object, where: str) -> Pool:
@@ -248,8 +253,9 @@ def _pool(raw: object, where: str) -> Pool:
     nodes: dict[tuple[str, str], float] = {}
     for state in NODE_STATES:
         for flavor, count, _ in _flavor_rows(_dig(item, "status", "resources", state)):
-            if count is not None and count >= 0:
-                nodes[(flavor, state)] = nodes.get((flavor, state), 0.0) + count
+            total = nodes.get((flavor, state), 0.0) + (count or 0.0)
+            if count is not None and math.isfinite(total):
+                nodes[(flavor, state)] = total
     flavors: dict[str, PoolFlavor] = {}
     for flavor, count, max_count in _flavor_rows(_dig(item, "spec", "resources")):
         flavors.setdefault(flavor, PoolFlavor(flavor, count, max_count))

@@ -513,7 +513,7 @@ class TestDiscovery:
         ("block", "expected"),
         [
             pytest.param("{workspace_id: 0}", ("0", None, None), id="zero"),
-            pytest.param("{workspace_id: 42}", ("42", None, None), id="int"),
+            pytest.param('{workspace_id: "0123"}', ("0123", None, None), id="quoted-digits"),
             pytest.param('{workspace_id: " ws-1 "}', ("ws-1", None, None), id="stripped"),
             pytest.param("{status: Abnormal}", (None, "Abnormal", None), id="status"),
             pytest.param("{label_selector: a=b}", (None, None, "a=b"), id="label-selector"),
@@ -522,10 +522,17 @@ class TestDiscovery:
     def test_filters(
         self, tmp_path: Path, block: str, expected: tuple[str | None, str | None, str | None]
     ) -> None:
-        """The ListPools filters are strings (a YAML number its text); unset ones are None."""
+        """The ListPools filters are strings (YAML's number 0 is "0"); unset ones are None."""
         found = discovery(tmp_path, f"    discovery: {block}\n")
         assert found is not None
         assert (found.workspace_id, found.status, found.label_selector) == expected
+
+    @pytest.mark.parametrize("number", ["42", "0123", "0x1F", "1_000", "1.5"])
+    def test_numbers_other_than_zero_are_refused(self, tmp_path: Path, number: str) -> None:
+        """A workspace id YAML reads as a number other than 0 is refused with a hint to quote
+        it, since YAML may have changed its value (0123 is octal 83)."""
+        with pytest.raises(ConfigError, match=r"targets\[0\]\.discovery\.workspace_id: .*quote"):
+            discovery(tmp_path, f"    discovery: {{workspace_id: {number}}}\n")
 
     @pytest.mark.parametrize(
         ("block", "message"),

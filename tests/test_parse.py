@@ -520,6 +520,19 @@ class TestResourceSpecs:
 
 
 class TestPoolList:
+    def test_node_sums_stay_finite(self) -> None:
+        """Two entries whose sum overflows keep the finite part, never publish +Inf."""
+        huge = [{"flavor": "f", "count": 1e308}, {"flavor": "f", "count": 1e308}]
+        (pool,) = parse_pool_list(pool_list(pool_item(available=huge))).pools
+        assert node_counts(pool) == {("f", "available"): 1e308}
+
+    def test_negative_spec_counts_are_left_out(self) -> None:
+        """A negative count or maxCount in spec.resources is not a count: it becomes None."""
+        item = {"metadata": {"name": "p"}, "spec": {"resources": [
+            {"flavor": "f", "count": -3, "maxCount": -1}]}}  # fmt: skip
+        (pool,) = parse_pool_list(pool_list(item)).pools
+        assert [(f.count, f.max_count) for f in pool.flavors] == [(None, None)]
+
     def test_documented_shape(self) -> None:
         """The documented body gives one Pool per item: labels, type, phase, flavors with
         count and maxCount, and nodes summed per flavor and state."""

@@ -56,8 +56,9 @@ def discovery_of(target: Target, config: Config, shard: Shard = UNSHARDED) -> Po
         target.project_id,
         target.discovery,
         owns=shard.owns,
-        slack=config.poll_interval / 2,
+        slack=max(config.poll_interval / 2, config.jitter),
         stale_after=config.stale_after * ratio,
+        poll_interval=config.poll_interval,
     )
 
 

@@ -161,8 +161,9 @@ def pool_families(items: Iterable[ItemState]) -> Iterator[Metric]:
     )
     phase = GaugeMetricFamily(
         "modelarts_pool_phase",
-        "1 for the phase the resource pool is in (Creating, Running, Abnormal, Deleting, "
-        "Error), 0 for the others.",
+        "1 for the phase the resource pool is in, 0 for the others: Creating, Running, "
+        "Abnormal, Deleting, Error, and the pool's own when it is another one (Unknown when "
+        "ModelArts gives none).",
         labels=[*pool, "phase"],
     )
     nodes = GaugeMetricFamily(
@@ -214,8 +215,8 @@ def health_families(snapshot: Snapshot) -> Iterator[Metric]:
     every = _every(snapshot)
     up = GaugeMetricFamily(
         "modelarts_up",
-        "1 when the last poll cycle reached ModelArts for the project with accepted "
-        "credentials, else 0.",
+        "1 when the project's last poll cycle reached ModelArts with accepted credentials, "
+        "else 0 (a cycle that sent nothing keeps the value).",
         labels=["project_id"],
     )
     for project, reached in snapshot.up:

@@ -7,8 +7,10 @@ polls, and when to ask ListPools again.
   together publish each pool once.
 - **Polled** (ShowWorkloadStatistics) are the taken pools except those in a phase without
   workloads to count: ``Creating``, ``Deleting`` and ``Error``. Their phase is still shown.
-- **Refresh.** A successful ListPools is next asked ``refresh_interval`` later; a failed one
-  is asked again the next cycle, and meanwhile the last good list is kept and polled.
+- **Refresh.** A successful ListPools is next asked ``refresh_interval`` later. A failed one
+  is asked again after 1, 2, 4 ... poll intervals (at most ``refresh_interval``), and
+  meanwhile the last good list is kept and polled. A pool of the list that answers "pool
+  not found" makes the next cycle refresh.
 
 ::
 
@@ -22,8 +24,8 @@ polls, and when to ask ListPools again.
     >>> taken = found.accept(PoolList((pool("a"), pool("b", "Creating"), pool("test-c"))), 0)
     >>> [p.name for p in taken.pools], [k.target for k in found.pool_items]
     (['a', 'b'], ['a'])
-    >>> found.due(269), found.due(270)
-    (False, True)
+    >>> found.due(269), found.due(270), found.listed
+    (False, True, True)
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ class PoolDiscovery:
     """The discovered pools of one target, and when ListPools is due.
 
     ``owns`` says whether this exporter's shard polls a pool's workload item; ``slack``
-    (half the poll interval) lets a refresh that falls due just after a cycle's start run
-    in that cycle, not one interval late.
+    (half the poll interval, or the jitter if larger) lets a refresh that falls due just
+    after a cycle's start run in that cycle, not one interval late. ``poll_interval`` is
+    the first wait after a failed refresh (default ``2 * slack``).
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class PoolDiscovery:
         owns: Callable[[ItemKey], bool],
         slack: float,
         stale_after: float | None = None,
+        poll_interval: float | None = None,
     ) -> None:
         #: The discovery item: its ``target`` is the workspace id.
         self.key = ItemKey(project_id, Api.POOLS, rules.workspace_id or DEFAULT_WORKSPACE)
@@ -64,8 +68,12 @@ class PoolDiscovery:
         self.stale_after = stale_after
         self._owns = owns
         self._slack = slack
+        self._retry = 2 * slack if poll_interval is None else poll_interval
+        self._failures = 0
         self._next = float("-inf")
         self._polled: tuple[ItemKey, ...] = ()
+        #: Whether a ListPools answer has been taken yet.
+        self.listed = False
 
     @property
     def pool_items(self) -> tuple[ItemKey, ...]:
@@ -94,4 +102,18 @@ class PoolDiscovery:
             )
         )
         self._next = now + self.rules.refresh_interval
+        self._failures = 0
+        self.listed = True
         return PoolList(taken)
+
+    def failed(self, now: float) -> None:
+        """ListPools failed in the cycle that started at ``now``: ask again after 1, 2, 4 ...
+        poll intervals, at most ``refresh_interval``, so a failing ListPools costs a cycle
+        now and then, not every cycle."""
+        self._failures += 1
+        wait = self._retry * 2.0 ** (self._failures - 1)
+        self._next = now + min(self.rules.refresh_interval, wait)
+
+    def expire(self) -> None:
+        """Make the next cycle refresh (a listed pool turned out not to exist)."""
+        self._next = float("-inf")

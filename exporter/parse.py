@@ -20,6 +20,7 @@ from typing import Any
 from exporter.errors import ApiError, ErrorDetail, ResponseError, safe_error_code
 from exporter.models import (
     NODE_STATES,
+    POOL_PHASES,
     JobTypeStatistics,
     Pool,
     PoolFlavor,
@@ -264,18 +265,31 @@ def _pool(raw: object, where: str) -> Pool:
         display_name=_string_at(item, "metadata", "labels", _DISPLAY_NAME),
         pool_type=_string_at(item, "spec", "type"),
         workspace_id=_string_at(item, "metadata", "labels", _WORKSPACE),
-        phase=_string_at(item, "status", "phase"),
+        phase=_phase(_string_at(item, "status", "phase")),
         flavors=tuple(flavors.values()),
         nodes=tuple((flavor, state, count) for (flavor, state), count in nodes.items()),
     )
 
 
+_PHASES = {phase.lower(): phase for phase in POOL_PHASES}
+
+
+def _phase(text: str) -> str:
+    """A documented phase in its documented spelling whatever the case; "Unknown" when
+    absent; any other value as it is."""
+    return _PHASES.get(text.lower(), text) if text else "Unknown"
+
+
 def parse_pool_list(body: object) -> PoolList:
-    """ListPools. ``items`` is required: a body without it must not read as "no pools",
-    which would drop every discovered pool. A pool listed twice keeps its first entry."""
+    """ListPools. ``items`` is required unless the body says it is a ``PoolList`` (an empty
+    list may leave it out): any other body without it must not read as "no pools", which
+    would drop every discovered pool. A pool listed twice keeps its first entry."""
     root = _object(body, "$")
+    items = root.get("items")
+    if items is None and root.get("kind") == "PoolList":
+        items = []
     pools: dict[str, Pool] = {}
-    for index, raw in enumerate(_array(root.get("items"), "$.items")):
+    for index, raw in enumerate(_array(items, "$.items")):
         pool = _pool(raw, f"$.items[{index}]")
         pools.setdefault(pool.name, pool)
     return PoolList(pools=tuple(pools.values()))

@@ -23,6 +23,7 @@ is published.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -163,10 +164,10 @@ class TargetPoller:
     async def poll(self, previous: dict[ItemKey, ItemState]) -> list[_Outcome]:
         """Poll every item: probes first, one at a time, then the rest concurrently.
 
-        When discovery is due it is the first probe, so the pools it finds are polled in the
-        same cycle. Probing goes on (at most ``PROBES`` items) until an answer proves the
-        credentials were accepted. A refusal, or no such answer, stops the target for this
-        cycle; after refused cycles in a row the target also waits out a growing backoff.
+        Until discovery has listed the pools once, it is the first probe. Probing goes on
+        (at most ``PROBES`` items) until an answer proves the credentials were accepted. A
+        refusal, or no such answer, stops the target for this cycle; after refused cycles
+        in a row the target also waits out a growing backoff.
         """
         now = self._clock.monotonic()
         due = self._discovery is not None and self._discovery.due(now)
@@ -189,7 +190,6 @@ class TargetPoller:
                 return [*outcomes, result.outcome, *skipped]
             outcomes.append(result)
             if result.reached:
-                self._refusals = 0
                 break
         refused = asyncio.Event()
         results = await asyncio.gather(
@@ -197,12 +197,22 @@ class TargetPoller:
         )
         if refused.is_set():
             self._back_off_after_refusal()
+        else:
+            self._refusals = 0
         return [*outcomes, *results]
 
     def _pending(self, done: set[ItemKey], discover: bool) -> list[ItemKey]:
-        """Items not yet polled this cycle: discovery first when due, then ``items``."""
-        keys = [self._discovery.key] if discover and self._discovery is not None else []
-        return [k for k in [*keys, *self.items] if k not in done]
+        """Items not yet polled this cycle: ``items``, and discovery when due.
+
+        The first ListPools goes first, so that the pools it finds are polled in the same
+        cycle; later refreshes go last, with the rest, so that a slow or failing ListPools
+        never holds up the pools already known (new ones are polled from the next cycle).
+        """
+        keys: list[ItemKey] = list(self.items)
+        if discover and self._discovery is not None:
+            key = self._discovery.key
+            keys = [*keys, key] if self._discovery.listed else [key, *keys]
+        return [k for k in keys if k not in done]
 
     def _back_off_after_refusal(self) -> None:
         """After the 2nd refused cycle in a row wait 2, then 4, 8 ... x the base (capped)
@@ -260,18 +270,30 @@ class TargetPoller:
             self._log_failure(key, error)
             self._ledger.error(self.project_id, key.api, error.code)
             gone = isinstance(error, NotFoundError) and error.pool_gone
+            self._tell_discovery(key, cycle_started, gone=gone)
             state = _failed(key, before, wall, duration, error.code, keep=not gone)
             outcome = _Outcome(state, reached=_reached(error))
             return _Refused(outcome) if isinstance(error, AuthError) else outcome
         except Exception:  # noqa: BLE001 - a bug must cost one item, never the loop
             self._log.exception("poll_crashed", api=key.api.value, target=key.target)
             self._ledger.error(self.project_id, key.api, "internal_error")
+            self._tell_discovery(key, cycle_started, gone=False)
             duration = self._clock.monotonic() - started
             state = _failed(key, before, wall, duration, "internal_error", keep=True)
             return _Outcome(state, reached=False)
         duration = self._clock.monotonic() - started
         state = ItemState(key, True, duration, wall, self._clock.wall(), data)
         return _Outcome(state, reached=True)
+
+    def _tell_discovery(self, key: ItemKey, cycle_started: float, *, gone: bool) -> None:
+        """A failed ListPools backs off; a listed pool that does not exist makes the next
+        cycle refresh the list."""
+        if self._discovery is None:
+            return
+        if key == self._discovery.key:
+            self._discovery.failed(cycle_started)
+        elif gone and key in self._discovery.pool_items:
+            self._discovery.expire()
 
     async def _fetch(self, key: ItemKey, cycle_started: float) -> Result:
         if key.api is Api.WORKLOAD_STATISTICS:
@@ -330,11 +352,15 @@ def _failed(
 
 
 def _reached(error: PollError) -> bool:
-    """Whether ModelArts answered with accepted credentials (for ``modelarts_up``)."""
+    """Whether ModelArts itself answered, which proves the credentials were accepted (for
+    probing and ``modelarts_up``): a 4xx with a ``ModelArts.*`` error code. The API gateway
+    answers some errors (``APIGW.0101``: no such API) before it checks the signature, so
+    they prove nothing; nor do 5xx, 429 or answers without a code."""
     if isinstance(error, AuthError | ThrottledError) or not isinstance(error, ApiError):
         return False
     status = error.detail.http_status or 0
-    return 200 <= status < 500
+    code = (error.detail.error_code or "").lower()
+    return 200 <= status < 500 and code.startswith("modelarts.")
 
 
 Publish = Callable[[Snapshot], Awaitable[None]]
@@ -371,11 +397,15 @@ class Poller:
         self._cycles = {t.project_id: CycleStats() for t in self._targets}
         self._up: dict[str, bool] = {}
         self._publishing = asyncio.Lock()
+        #: Set by a target's loop after its cycle; the publisher then renders once.
+        self._changed = asyncio.Event()
+        #: Targets whose completed cycles are in a published snapshot.
+        self._published: set[str] = set()
         self.snapshot = self._build()
 
     def ready(self) -> bool:
-        """Whether every target has finished its first cycle."""
-        return all(stats.cycles > 0 for stats in self._cycles.values())
+        """Whether every target's first cycle is in a published snapshot."""
+        return self._published >= set(self._cycles)
 
     def _build(self) -> Snapshot:
         return Snapshot(
@@ -435,25 +465,47 @@ class Poller:
                 await self._publish(snapshot)
             except Exception:  # noqa: BLE001 - a render failure costs this cycle, not the process
                 self._log.exception("publish_failed", items=len(snapshot.items))
+            else:
+                self._published |= {p for p, stats in snapshot.cycles if stats.cycles > 0}
         return snapshot
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run every target's loop until ``stop`` is set. First cycles start at once."""
-        if not self._targets:
+        """Run every target's loop until ``stop`` is set. First cycles start at once.
+
+        Loops do not render: after a cycle a loop flags the change, and one publisher
+        renders the latest state. Cycles that end while a render runs share the next one,
+        so many targets cost at most one render at a time, and no loop waits for one.
+        """
+        publisher = asyncio.create_task(self._publisher())
+        try:
+            if not self._targets:
+                self._changed.set()
+                await stop.wait()
+            else:
+                async with asyncio.TaskGroup() as loops:
+                    for target in self._targets:
+                        loops.create_task(self._loop(target, stop))
+        finally:
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
+
+    async def _publisher(self) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
             await self._publish_latest()
-            await stop.wait()
-            return
-        async with asyncio.TaskGroup() as loops:
-            for target in self._targets:
-                loops.create_task(self._loop(target, stop))
 
     async def _loop(self, target: TargetPoller, stop: asyncio.Event) -> None:
         """One target's cycles on its own fixed grid of ticks."""
         next_tick = self._clock.monotonic()
         delay = 0.0
         while not await _wait(stop, next_tick + delay - self._clock.monotonic()):
-            await self._poll_target(target)
-            await self._publish_latest()
+            try:
+                await self._poll_target(target)
+            except Exception:  # noqa: BLE001 - a bug costs this target one cycle, not the others
+                self._log.exception("poll_cycle_crashed", project_id=target.project_id)
+            self._changed.set()
             next_tick += self._interval
             # Late only if the cycle itself outran the interval: this cycle's jitter delay
             # moved its start, not its length.

@@ -694,7 +694,7 @@ class TestListPools:
                 [fail(httpx.ConnectError)] * 3, TransportError, ["none"] * 3, id="refused"
             ),
             pytest.param(
-                [reply(200, {"kind": "PoolList"})], ResponseError, ["200"], id="missing-items"
+                [reply(200, {"kind": "Pool"})], ResponseError, ["200"], id="missing-items"
             ),
         ],
     )
@@ -709,7 +709,7 @@ class TestListPools:
 
     def test_missing_items_names_the_path(self) -> None:
         """A 200 without ``items`` is invalid_response naming $.items, with the request id."""
-        harness = Harness(reply(200, {"kind": "PoolList"}, headers={"X-Request-Id": "req-pl"}))
+        harness = Harness(reply(200, {"metadata": {}}, headers={"X-Request-Id": "req-pl"}))
         with pytest.raises(ResponseError) as info:
             harness.run(pools)
         assert info.value.code == "invalid_response"

@@ -573,15 +573,34 @@ class TestPoolList:
         (pool,) = parse_pool_list(body).pools
         assert node_counts(pool) == {(T4, s): float(i + 1) for i, s in enumerate(NODE_STATES)}
 
-    def test_no_pools(self) -> None:
-        """An empty ``items`` list is a valid answer with no pools."""
-        assert parse_pool_list({"kind": "PoolList", "items": []}) == PoolList(pools=())
+    @pytest.mark.parametrize(
+        "body",
+        [
+            pytest.param({"kind": "PoolList", "items": []}, id="empty-items"),
+            pytest.param({"kind": "PoolList", "metadata": {}}, id="pool-list-without-items"),
+            pytest.param({"kind": "PoolList", "items": None}, id="pool-list-null-items"),
+        ],
+    )
+    def test_no_pools(self, body: object) -> None:
+        """An empty ``items`` list, or a body saying it is a PoolList without one, is a valid
+        answer with no pools."""
+        assert parse_pool_list(body) == PoolList(pools=())
+
+    @pytest.mark.parametrize(
+        ("given", "phase"),
+        [("running", "Running"), ("ERROR", "Error"), ("Upgrading", "Upgrading"), ("", "Unknown")],
+    )
+    def test_phases_are_spelled_as_documented(self, given: str, phase: str) -> None:
+        """A documented phase in any case reads as documented; an unknown one as it is; an
+        absent one as Unknown (an empty label would vanish in Prometheus)."""
+        item = {"metadata": {"name": "p"}, "status": {"phase": given}}
+        assert [p.phase for p in parse_pool_list(pool_list(item)).pools] == [phase]
 
     @pytest.mark.parametrize(
         ("body", "path"),
         [
             pytest.param({}, "$.items", id="empty-object"),
-            pytest.param({"kind": "PoolList", "metadata": {}}, "$.items", id="missing-items"),
+            pytest.param({"kind": "Pool", "metadata": {}}, "$.items", id="missing-items"),
             pytest.param({"items": None}, "$.items", id="null-items"),
             pytest.param({"items": {}}, "$.items", id="items-object"),
             pytest.param({"items": "pool-a"}, "$.items", id="items-string"),
@@ -618,9 +637,9 @@ class TestPoolList:
         )
 
     def test_missing_labels_type_and_phase_are_empty(self) -> None:
-        """A pool with only a name has empty strings, no flavors and no nodes."""
+        """A pool with only a name has empty strings, phase Unknown, no flavors, no nodes."""
         (pool,) = parse_pool_list(pool_list({"metadata": {"name": "pool-a"}})).pools
-        assert pool == Pool("pool-a", "", "", "", "", (), ())
+        assert pool == Pool("pool-a", "", "", "", "Unknown", (), ())
 
     @pytest.mark.parametrize(
         "item",
@@ -646,7 +665,8 @@ class TestPoolList:
     )
     def test_odd_optional_fields_are_empty(self, item: object) -> None:
         """Labels, type, phase and resources of the wrong type read as absent, not as errors."""
-        assert parse_pool_list(pool_list(item)).pools == (Pool("pool-a", "", "", "", "", (), ()),)
+        expected = Pool("pool-a", "", "", "", "Unknown", (), ())
+        assert parse_pool_list(pool_list(item)).pools == (expected,)
 
     @pytest.mark.parametrize(
         "entry",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 from exporter.config import Discovery
 from exporter.discovery import PoolDiscovery
-from exporter.errors import ErrorDetail, TransportError
-from exporter.models import Api, ItemKey, Pool, PoolList, Snapshot
-from exporter.poller import Poller, RequestLedger, SystemClock, TargetPoller
+from exporter.errors import ErrorDetail, NotFoundError, TransportError
+from exporter.models import Api, ItemKey, ItemState, Pool, PoolList, Snapshot
+from exporter.poller import Poller, Publish, RequestLedger, SystemClock, TargetPoller, _Outcome
 from tests.test_poller import (
     LOG,
     PROJECT,
@@ -113,8 +114,9 @@ class TestDiscovery:
         assert targets(snapshot) == ["a", "b", "static"]
 
     def test_pools_appear_and_disappear_with_refreshes(self) -> None:
-        """After a refresh a new pool is polled and a pool no longer listed leaves the
-        snapshot entirely, health series included."""
+        """A pool no longer listed leaves the snapshot entirely (health series included) at
+        the refresh; a new one is polled from the next cycle on, since a refresh runs with
+        the known pools, not before them."""
         clock = FakeClock()
         source = DiscoveringSource([pool("a"), pool("b")])
         poller = discovering_poller(source, clock)
@@ -122,8 +124,49 @@ class TestDiscovery:
         source.found = [pool("b"), pool("c")]
         clock.now += REFRESH
         snapshot = asyncio.run(poller.run_cycle())
+        assert targets(snapshot) == ["b"]
+        assert source.calls[-1] == "list_pools" or "list_pools" in source.calls[-3:]
+        clock.now += INTERVAL
+        calls = len(source.calls)
+        snapshot = asyncio.run(poller.run_cycle())
+        assert sorted(source.calls[calls:]) == ["b", "c"]
         assert targets(snapshot) == ["b", "c"]
-        assert "a" not in source.calls[source.calls.index("list_pools", 1) :]
+
+    def test_a_refresh_never_holds_up_the_known_pools(self) -> None:
+        """Once pools are known, the refresh is not a probe: a known pool goes first, and
+        a failing ListPools is retried after 1, 2, 4 intervals, at most every refresh."""
+        clock = FakeClock()
+        source = DiscoveringSource([pool("a")])
+        poller = discovering_poller(source, clock)
+        asyncio.run(poller.run_cycle())
+        source.failure = TransportError(ErrorDetail(message="x"), "timeout")
+        asked = []
+        for cycle in range(1, 21):
+            clock.now = 1_800_000_000.0 + (REFRESH / INTERVAL + cycle - 1) * INTERVAL
+            calls = len(source.calls)
+            asyncio.run(poller.run_cycle())
+            new = source.calls[calls:]
+            assert new[0] == "a"
+            if "list_pools" in new:
+                asked.append(cycle)
+        assert asked == [1, 2, 4, 8, 13, 18]
+
+    def test_a_listed_pool_that_does_not_exist_refreshes_the_list(self) -> None:
+        """A discovered pool answering 404 ModelArts.50015001 makes the next cycle ask
+        ListPools, so a deleted pool does not linger until the refresh interval."""
+        clock = FakeClock()
+        source = DiscoveringSource([pool("a"), pool("b")])
+        poller = discovering_poller(source, clock)
+        asyncio.run(poller.run_cycle())
+        gone = NotFoundError(ErrorDetail(404, "ModelArts.50015001", "Pool b not found."))
+        source.behaviours["b"] = raises(gone)
+        source.found = [pool("a")]
+        clock.now += INTERVAL
+        asyncio.run(poller.run_cycle())
+        clock.now += INTERVAL
+        snapshot = asyncio.run(poller.run_cycle())
+        assert source.calls.count("list_pools") == 2  # the first, and the one b's 404 asked for
+        assert targets(snapshot) == ["a"]
 
     def test_listpools_is_asked_only_when_the_refresh_is_due(self) -> None:
         """Between refreshes no ListPools request is sent and the known pools are polled;
@@ -155,27 +198,30 @@ class TestDiscovery:
         assert source.calls.count("list_pools") == 3
         assert source.calls.count("a") == 3
         (found,) = [i for i in snapshot.items if i.key.api is Api.POOLS]
+        assert source.calls[-2:] == ["a", "list_pools"]
         assert (found.success, found.error_code) == (False, "timeout")
         assert isinstance(found.data, PoolList)
         assert targets(snapshot) == ["a"]
 
-    def test_refused_discovery_sends_nothing_else(self) -> None:
-        """A 401 on ListPools (the cycle's probe) stops the target: no pool is polled."""
+    def test_refused_refresh_backs_off_the_whole_target(self) -> None:
+        """A 401 on a later ListPools (sent with the known pools) counts as a refused cycle:
+        after two in a row the target waits out the refusal backoff."""
         clock = FakeClock()
-        source = DiscoveringSource([pool("a"), pool("b")])
+        source = DiscoveringSource([pool("a")])
         poller = discovering_poller(source, clock)
         asyncio.run(poller.run_cycle())
         source.failure = auth_error()
         clock.now += REFRESH
+        asyncio.run(poller.run_cycle())  # a accepted, ListPools refused
+        clock.now += INTERVAL
+        asyncio.run(poller.run_cycle())  # ListPools retried after one interval: refused again
+        assert source.calls[-2:] == ["a", "list_pools"]
+        clock.now += INTERVAL
         calls = len(source.calls)
         snapshot = asyncio.run(poller.run_cycle())
-        assert source.calls[calls:] == ["list_pools"]
+        assert source.calls[calls:] == []
         codes = {i.key.target: i.error_code for i in snapshot.items}
-        assert codes == {
-            "0": "APIGW.0301",
-            "a": "skipped_auth_failure",
-            "b": "skipped_auth_failure",
-        }
+        assert codes == {"0": "APIGW.0301", "a": "skipped_auth_backoff"}
 
     def test_pools_without_workloads_are_shown_not_polled(self) -> None:
         """Pools in Creating, Deleting or Error are in the discovered data but never polled;
@@ -291,3 +337,98 @@ class TestIndependentTargets:
         assert a.success
         assert snapshot.is_fresh(a, clock.now - INTERVAL)
         assert dict(snapshot.up) == {PROJECT: True, OTHER: False}
+
+
+def run_for(poller: Poller, seconds: float) -> None:
+    async def scenario() -> None:
+        task = asyncio.create_task(poller.run(asyncio.Event()))
+        await asyncio.sleep(seconds)
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
+def independent(targets: list[TargetPoller], ledger: RequestLedger, publish: Publish) -> Poller:
+    return Poller(
+        targets,
+        interval=0.1,
+        stale_after=0.3,
+        jitter=0.0,
+        publish=publish,
+        clock=SystemClock(),
+        ledger=ledger,
+        log=LOG,
+    )
+
+
+def instant_target(project: str, ledger: RequestLedger) -> TargetPoller:
+    key = ItemKey(project, Api.WORKLOAD_STATISTICS, "a")
+    source = FakeSource({"a": returns(stats(1))})
+    return TargetPoller(project, [key], source, 1, SystemClock(), ledger, LOG)
+
+
+class TestPublishing:
+    def test_many_targets_share_renders(self) -> None:
+        """Twenty targets cycling every 0.1 s with a render taking 0.05 s cost at most one
+        render at a time, never one per target cycle, and no target skips a cycle."""
+        ledger = RequestLedger()
+        renders: list[float] = []
+        rendering = 0
+
+        async def publish(snapshot: Snapshot) -> None:
+            nonlocal rendering
+            rendering += 1
+            assert rendering == 1, "two renders at once"
+            renders.append(time.monotonic())
+            await asyncio.sleep(0.05)
+            rendering -= 1
+
+        projects = [f"{i:032d}" for i in range(20)]
+        poller = independent([instant_target(p, ledger) for p in projects], ledger, publish)
+        run_for(poller, 0.55)
+        cycles = sum(stats.cycles for _, stats in poller.snapshot.cycles)
+        assert cycles >= 20 * 5
+        assert len(renders) <= 0.55 / 0.05 + 1
+        assert all(stats.skipped == 0 for _, stats in poller.snapshot.cycles)
+
+    def test_ready_only_once_every_first_cycle_is_published(self) -> None:
+        """Readiness waits until a published snapshot holds every target's first cycle."""
+        ledger = RequestLedger()
+        seen: list[tuple[bool, int]] = []
+        poller: Poller
+
+        async def publish(snapshot: Snapshot) -> None:
+            seen.append((poller.ready(), len(snapshot.cycles)))
+            await asyncio.sleep(0.2)
+
+        poller = independent([instant_target(p, ledger) for p in (PROJECT, OTHER)], ledger, publish)
+        run_for(poller, 0.5)
+        assert seen[0][0] is False
+        assert poller.ready()
+
+    def test_a_crashing_cycle_costs_that_target_one_cycle(self) -> None:
+        """A bug escaping one target's cycle is logged; that target goes on at its next
+        tick and the other target never notices."""
+        ledger = RequestLedger()
+
+        class Crashing(TargetPoller):
+            calls = 0
+
+            async def poll(self, previous: dict[ItemKey, ItemState]) -> list[_Outcome]:
+                Crashing.calls += 1
+                if Crashing.calls == 2:
+                    raise KeyError("bug")
+                return await super().poll(previous)
+
+        key = ItemKey(OTHER, Api.WORKLOAD_STATISTICS, "b")
+        crashing = Crashing(
+            OTHER, [key], FakeSource({"b": returns(stats(1))}), 1, SystemClock(), ledger, LOG
+        )
+        poller = independent(
+            [instant_target(PROJECT, ledger), crashing], ledger, lambda s: asyncio.sleep(0)
+        )
+        run_for(poller, 0.55)
+        cycles = dict(poller.snapshot.cycles)
+        assert Crashing.calls >= 5
+        assert cycles[OTHER].cycles == Crashing.calls - 1
+        assert cycles[PROJECT].cycles >= 5

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +54,15 @@ class _Server(ThreadingHTTPServer):
     def untrack(self, connection: socket.socket) -> None:
         with self._connections_lock:
             self._connections.discard(connection)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up mid-connection is normal (an exporter stopping): log it at
+        debug instead of printing a traceback; anything else as the stdlib does."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            _logger.debug("simulator_client_disconnected %s: %s", client_address, error)
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def close_connections(self) -> None:
         with self._connections_lock:

@@ -27,6 +27,7 @@ from exporter.models import Api, ItemKey, Snapshot
 from exporter.poller import Clock, Poller, RequestLedger, SystemClock, TargetPoller
 from exporter.server import MetricsServer
 from exporter.sharding import UNSHARDED, Shard
+from exporter.webconfig import WebConfigFile
 
 __all__ = ["Exporter", "build", "run"]
 
@@ -211,12 +212,13 @@ async def run(
     shard: Shard = UNSHARDED,
     stop: asyncio.Event | None = None,
     on_listening: Callable[[int], None] | None = None,
+    web: WebConfigFile | None = None,
 ) -> int:
     """Serve /metrics and poll until SIGTERM/SIGINT (or ``stop``); return the exit code."""
     stop = stop or asyncio.Event()
     exporter = build(config, log, shard=shard)
     try:
-        server = MetricsServer(listen_address, exporter.cache.payload, exporter.ready)
+        server = MetricsServer(listen_address, exporter.cache.payload, exporter.ready, web)
     except OSError as exc:
         log.error("listen_failed", listen_address=listen_address, error=str(exc))
         await exporter.close()

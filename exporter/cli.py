@@ -5,6 +5,7 @@
     modelarts-exporter [--config.file=config.yaml] [--web.listen-address=:10072]
                        [--log.level=info] [--log.format=json|console] [--version]
                        [--shard=0 | --shard.from-hostname] [--total-shards=1]
+                       [--web.config.file=web.yml]   # TLS and basic auth (exporter.webconfig)
     modelarts-exporter check-config [--config.file=…]   # print effective config, exit 0 or 2
     modelarts-exporter demo [--web.listen-address=…]    # built-in simulator + exporter
 
@@ -23,13 +24,18 @@ import asyncio
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import yaml
+from structlog.typing import FilteringBoundLogger
 
 from exporter import __version__, config
 from exporter.errors import ConfigError
 from exporter.logs import LEVELS, make_logger
 from exporter.sharding import Shard, ordinal_from_hostname
+
+if TYPE_CHECKING:
+    from exporter.webconfig import WebConfigFile
 
 __all__ = ["DEFAULT_LISTEN_ADDRESS", "main"]
 
@@ -80,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        default=None,
+        help="TLS and basic auth for every endpoint, in the format of Prometheus' "
+        "exporter-toolkit; re-read when it changes (default: none, plain HTTP)",
+    )
     sharding = parser.add_argument_group(
         "sharding", "split the pools between several exporters, as kube-state-metrics does"
     )
@@ -127,6 +141,19 @@ def _load(path: str) -> config.Config | None:
         return None
 
 
+def _web_config(path: str | None, log: FilteringBoundLogger) -> WebConfigFile | None:
+    """The web config to serve with, None without the flag; exit 2 when it is invalid."""
+    if path is None:
+        return None
+    from exporter.webconfig import WebConfigFile  # imported late, as exporter.app is
+
+    try:
+        return WebConfigFile(path, log)
+    except ConfigError as exc:
+        print(f"modelarts-exporter: invalid web configuration: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
 def _shard(
     parser: argparse.ArgumentParser, args: argparse.Namespace, hostname: Callable[[], str]
 ) -> Shard:
@@ -172,6 +199,7 @@ def main(
         return EXIT_CONFIG
     secrets = [s.reveal() for s in config.iter_secrets(cfg)]
     log = make_logger(args.log_level, args.log_format, secrets)
+    web = _web_config(args.web_config_file, log)
     from exporter.app import run  # imported late so that --version and errors stay fast
 
-    return asyncio.run(run(cfg, args.listen_address, log, shard=shard))
+    return asyncio.run(run(cfg, args.listen_address, log, shard=shard, web=web))

@@ -3,19 +3,25 @@
 A stdlib ``ThreadingHTTPServer`` in its own thread. ``/metrics`` only picks prepared bytes
 (text or OpenMetrics, plain or gzip) by the request's ``Accept`` and ``Accept-Encoding``;
 nothing is rendered per scrape.
+
+With ``--web.config.file`` (``exporter.webconfig``) every path answers only over TLS and
+with basic auth, as configured. The TLS handshake runs in the connection's own thread, so a
+slow or silent client holds up no one else.
 """
 
 from __future__ import annotations
 
 import html
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import cast
+from typing import Any, cast
 
 from exporter import __version__
+from exporter.webconfig import WebConfigFile
 
 __all__ = ["MetricsServer", "Payload", "parse_listen_address"]
 
@@ -45,6 +51,44 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     payload: Payload
     ready: Callable[[], bool]
+    web: WebConfigFile | None = None
+
+    def finish_request(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        """In the connection's thread: the TLS handshake first, when TLS is configured."""
+        context = None if self.web is None else self.web.current().tls
+        if context is None:
+            super().finish_request(request, client_address)
+            return
+        connection = _tls_handshake(cast(socket.socket, request), context)
+        if connection is not None:
+            try:
+                super().finish_request(connection, client_address)
+            finally:
+                self.shutdown_request(connection)
+
+
+#: The answer to a plain HTTP request on a TLS port, as Go's servers give it.
+_PLAIN_HTTP_ANSWER = (
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+)
+_TLS_HANDSHAKE_RECORD = b"\x16"
+
+
+def _tls_handshake(request: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket | None:
+    """The TLS connection; None when the client failed the handshake or spoke plain HTTP
+    (which is answered 400). Silent clients give up after the handler's timeout."""
+    request.settimeout(_Handler.timeout)
+    try:
+        if request.recv(1, socket.MSG_PEEK) not in (b"", _TLS_HANDSHAKE_RECORD):
+            request.recv(65536)  # closing with unread data would reset the answer away
+            request.sendall(_PLAIN_HTTP_ANSWER)
+            return None
+        return context.wrap_socket(request, server_side=True)
+    except OSError:  # ssl.SSLError, timeouts and resets included
+        return None
 
 
 class _Server6(_Server):
@@ -75,11 +119,13 @@ class MetricsServer:
         listen_address: str,
         payload: Payload,
         ready: Callable[[], bool],
+        web: WebConfigFile | None = None,
     ) -> None:
         host, port = parse_listen_address(listen_address)
         self._httpd = _bind(host, port)
         self._httpd.payload = payload
         self._httpd.ready = ready
+        self._httpd.web = web
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="metrics-server", daemon=True
         )
@@ -109,6 +155,21 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body are two writes; without this, Nagle's algorithm holds the body
         # back until the client's delayed ACK (~40 ms) on every small keep-alive response.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def parse_request(self) -> bool:
+        """Once the headers are read: refuse any method and path without valid basic auth."""
+        if not super().parse_request():
+            return False
+        web = cast(_Server, self.server).web
+        if web is None or web.current().authorized(self.headers.get("Authorization")):
+            return True
+        headers = {"WWW-Authenticate": "Basic"}
+        if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
+            headers["Connection"] = "close"  # the unread body would be taken for a request
+        body = b"unauthorized\n"
+        text = "text/plain; charset=utf-8"
+        self._send(HTTPStatus.UNAUTHORIZED, text, body, self.command == "HEAD", headers)
+        return False
 
     def do_GET(self) -> None:
         self._route(head=False)

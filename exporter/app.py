@@ -1,15 +1,17 @@
 """Wiring: config → clients → pollers → exposition cache → server, and the run loop.
 
-No logic of its own beyond putting the pieces together and shutting them down in order.
+No logic of its own beyond putting the pieces together, rewiring them when the config is
+reloaded (``Exporter.apply``), and shutting them down in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import random
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 
@@ -21,19 +23,24 @@ from exporter.auth import AkSkAuth, IamTokenAuth, IamTokenSource
 from exporter.budget import RequestBudget
 from exporter.client import ModelArtsClient
 from exporter.config import AkSkCredentials, Config, Target
+from exporter.config import load as load_config
 from exporter.discovery import PoolDiscovery
+from exporter.errors import ConfigError
 from exporter.exposition import ExpositionCache, process_metrics
-from exporter.models import Api, ItemKey, Snapshot
+from exporter.models import Api, ConfigStatus, ItemKey, Snapshot
 from exporter.poller import Clock, Poller, RequestLedger, SystemClock, TargetPoller
 from exporter.server import MetricsServer
 from exporter.sharding import UNSHARDED, Shard
 from exporter.webconfig import WebConfigFile
 
-__all__ = ["Exporter", "build", "run"]
+__all__ = ["Changes", "Exporter", "Reloader", "build", "run"]
 
 USER_AGENT = f"modelarts-exporter/{__version__}"
 #: The ``api`` label of IAM token requests in ``modelarts_api_requests_total``.
 IAM_TOKENS = "iam_tokens"
+#: How long POST /-/reload waits for the reload (normally milliseconds).
+RELOAD_TIMEOUT = 30.0
+STOPPING = "the exporter is stopping"
 
 
 def items_of(target: Target, shard: Shard = UNSHARDED) -> list[ItemKey]:
@@ -91,45 +98,63 @@ def _http_client(
     )
 
 
+@dataclass(frozen=True)
+class _Wired:
+    """One target's poller and the HTTP clients that it alone uses."""
+
+    target: Target
+    poller: TargetPoller
+    clients: tuple[httpx.AsyncClient, ...]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a new config changed, by project: kept as it was, rebuilt, added or removed."""
+
+    unchanged: tuple[str, ...] = ()
+    rebuilt: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+def _shared_settings(config: Config) -> tuple[object, ...]:
+    """The settings that every target is built with: when one changes, all are rebuilt."""
+    return (
+        config.poll_interval,
+        config.stale_after,
+        config.jitter,
+        config.timeout,
+        config.retry,
+        config.max_response_bytes,
+    )
+
+
+def _same_credentials(old: Target, new: Target) -> bool:
+    return (old.credentials, old.endpoint, old.iam_endpoint) == (
+        new.credentials,
+        new.endpoint,
+        new.iam_endpoint,
+    )
+
+
 @dataclass
-class Exporter:
-    """A wired exporter: poll with ``poller``, serve ``cache``; ``close()`` when done."""
+class _Wiring:
+    """What every target is wired with; kept to wire the targets of a reloaded config."""
 
-    poller: Poller
-    cache: ExpositionCache
-    clients: list[httpx.AsyncClient]
+    clock: Clock
+    ledger: RequestLedger
+    shard: Shard
+    transport: httpx.AsyncBaseTransport | None
+    log: FilteringBoundLogger
 
-    def ready(self) -> bool:
-        return self.poller.ready()
-
-    async def close(self) -> None:
-        for client in self.clients:
-            await client.aclose()
-
-
-def build(
-    config: Config,
-    log: FilteringBoundLogger,
-    clock: Clock | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    shard: Shard = UNSHARDED,
-) -> Exporter:
-    """Wire an exporter for ``config``; ``transport`` replaces the network in tests.
-
-    Only the items ``shard`` owns are polled. A target none of whose items it owns gets no
-    client and no poller, so this exporter publishes nothing for its project, not even
-    ``modelarts_up``: that comes from the shards that own its items. A target with
-    discovery is polled by every shard: each asks ListPools and keeps the pools it owns.
-    """
-    clock = clock or SystemClock()
-    ledger = RequestLedger()
-    clients: list[httpx.AsyncClient] = []
-    targets: list[TargetPoller] = []
-    for target in config.targets:
-        items = items_of(target, shard)
-        discovery = discovery_of(target, config, shard)
+    def target(self, target: Target, config: Config) -> _Wired | None:
+        """The client(s) and poller of one target; None if the shard owns none of it."""
+        clock, ledger, log, transport = self.clock, self.ledger, self.log, self.transport
+        items = items_of(target, self.shard)
+        discovery = discovery_of(target, config, self.shard)
         if not items and discovery is None:
-            continue
+            return None
+        clients: list[httpx.AsyncClient] = []
         auth: httpx.Auth
         creds = target.credentials
         if isinstance(creds, AkSkCredentials):
@@ -169,29 +194,114 @@ def build(
             # Not the IAM token requests above: another service, about once a day.
             budget=budget,
         )
-        targets.append(
-            TargetPoller(
-                target.project_id,
-                items,
-                client,
-                target.max_concurrency,
-                clock,
-                ledger,
-                log,
-                request_rate=partial(_rate_of, budget),
-                refusal_backoff=config.poll_interval,
-                discovery=discovery,
-            )
+        poller = TargetPoller(
+            target.project_id,
+            items,
+            client,
+            target.max_concurrency,
+            clock,
+            ledger,
+            log,
+            request_rate=partial(_rate_of, budget),
+            refusal_backoff=config.poll_interval,
+            discovery=discovery,
         )
+        return _Wired(target, poller, tuple(clients))
+
+
+@dataclass
+class Exporter:
+    """A wired exporter: poll with ``poller``, serve ``cache``; ``apply()`` a new config;
+    ``close()`` when done."""
+
+    poller: Poller
+    cache: ExpositionCache
+    config: Config
+    _wiring: _Wiring
+    _wired: dict[str, _Wired]
+
+    @property
+    def clients(self) -> list[httpx.AsyncClient]:
+        return [client for wired in self._wired.values() for client in wired.clients]
+
+    def ready(self) -> bool:
+        return self.poller.ready()
+
+    async def apply(self, config: Config, log: FilteringBoundLogger | None = None) -> Changes:
+        """Poll as ``config`` says from now on (a reload), with the same shard.
+
+        A target whose config and the shared settings are unchanged keeps its poller, loop,
+        client and data. Any other is rebuilt, and wired with ``log`` if given; its items
+        that remain keep their data, and with unchanged credentials it still waits out a
+        refusal backoff. Removed targets' series leave. The old clients are closed.
+        """
+        if log is not None:
+            self._wiring.log = log
+        same_settings = _shared_settings(config) == _shared_settings(self.config)
+        wired: dict[str, _Wired] = {}
+        for target in config.targets:
+            old = self._wired.get(target.project_id)
+            if old is not None and same_settings and old.target == target:
+                wired[target.project_id] = old
+            elif new := self._wiring.target(target, config):
+                if old is not None and _same_credentials(old.target, target):
+                    new.poller.inherit_backoff(old.poller)
+                wired[target.project_id] = new
+        await self.poller.replace_targets(
+            [w.poller for w in wired.values()],
+            interval=config.poll_interval,
+            stale_after=config.stale_after,
+            jitter=config.jitter,
+        )
+        retired, self._wired, self.config = self._wired, wired, config
+        for project, old in retired.items():
+            if wired.get(project) is not old:
+                await _close(old.clients)
+        return Changes(
+            unchanged=tuple(p for p, w in wired.items() if retired.get(p) is w),
+            rebuilt=tuple(p for p, w in wired.items() if p in retired and retired[p] is not w),
+            added=tuple(p for p in wired if p not in retired),
+            removed=tuple(p for p in retired if p not in wired),
+        )
+
+    async def close(self) -> None:
+        await _close(self.clients)
+
+
+async def _close(clients: Iterable[httpx.AsyncClient]) -> None:
+    for client in clients:
+        await client.aclose()
+
+
+def build(
+    config: Config,
+    log: FilteringBoundLogger,
+    clock: Clock | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    shard: Shard = UNSHARDED,
+) -> Exporter:
+    """Wire an exporter for ``config``; ``transport`` replaces the network in tests.
+
+    Only the items ``shard`` owns are polled. A target none of whose items it owns gets no
+    client and no poller, so this exporter publishes nothing for its project, not even
+    ``modelarts_up``: that comes from the shards that own its items. A target with
+    discovery is polled by every shard: each asks ListPools and keeps the pools it owns.
+    """
+    clock = clock or SystemClock()
+    ledger = RequestLedger()
+    wiring = _Wiring(clock, ledger, shard, transport, log)
+    built = (wiring.target(target, config) for target in config.targets)
+    wired = {w.target.project_id: w for w in built if w is not None}
     identity = (shard.index, shard.total)
-    initial = Snapshot(config.poll_interval, config.stale_after, shard=identity)
+    loaded = ConfigStatus(last_success=clock.wall())
+    initial = Snapshot(config.poll_interval, config.stale_after, shard=identity, config=loaded)
     cache = ExpositionCache(initial, clock.wall, process_metrics())
 
     async def publish(snapshot: Snapshot) -> None:
         await asyncio.to_thread(cache.publish, snapshot)
 
     poller = Poller(
-        targets,
+        [w.poller for w in wired.values()],
         interval=config.poll_interval,
         stale_after=config.stale_after,
         jitter=config.jitter,
@@ -201,7 +311,104 @@ def build(
         log=log,
         shard=identity,
     )
-    return Exporter(poller=poller, cache=cache, clients=clients)
+    return Exporter(poller, cache, config, wiring, wired)
+
+
+class Reloader:
+    """Reloads the config file into ``exporter``: on SIGHUP, and on POST /-/reload with
+    ``--web.enable-lifecycle``. One reload at a time, in the order asked.
+
+    A file that ``config.load`` rejects changes nothing: the old config keeps running, the
+    error is logged (``config_reload_failed``, with the key path, never a value) and
+    ``modelarts_exporter_config_last_reload_successful`` turns 0.
+    """
+
+    def __init__(
+        self,
+        exporter: Exporter,
+        path: str,
+        log: FilteringBoundLogger,
+        log_for: Callable[[Config], FilteringBoundLogger] | None = None,
+    ) -> None:
+        self._exporter = exporter
+        self._path = path
+        self._log = log
+        #: A logger that also masks the new config's secrets, for what the reload wires.
+        self._log_for = log_for
+        self._loop = asyncio.get_running_loop()
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[str | None]] = set()
+        self._closed = False
+
+    async def reload(self) -> str | None:
+        """Load the file and apply it; None when it is in effect, else the error."""
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError(STOPPING)
+            try:
+                config = await asyncio.to_thread(load_config, self._path)
+            except ConfigError as exc:
+                self._log.error(
+                    "config_reload_failed", file=self._path, key=exc.path, error=str(exc)
+                )
+                self._exporter.poller.config_reloaded(successful=False)
+                return str(exc)
+            log = self._log if self._log_for is None else self._log_for(config)
+            try:
+                changes = await self._exporter.apply(config, log)
+            except Exception as exc:  # noqa: BLE001 - a bug in a reload must not stop polling
+                self._log.exception("config_reload_failed", file=self._path, key="")
+                self._exporter.poller.config_reloaded(successful=False)
+                return f"internal error: {exc!r}"
+            self._log = log
+            self._exporter.poller.config_reloaded(successful=True)
+            log.info(
+                "config_reloaded",
+                file=self._path,
+                targets=len(config.targets),
+                **{name: len(projects) for name, projects in vars(changes).items()},
+            )
+            return None
+
+    def request(self) -> asyncio.Task[str | None]:
+        """Reload in the background (SIGHUP)."""
+        task = self._loop.create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def on_signal(self) -> None:
+        if not self._closed:
+            self.request()
+
+    def from_thread(self) -> str | None:
+        """POST /-/reload, in a server thread: reload in the event loop and wait for it.
+        Raises ``RuntimeError`` when the exporter is stopping."""
+        if self._closed:
+            raise RuntimeError(STOPPING)
+
+        async def requested() -> str | None:
+            return await self.request()
+
+        future = asyncio.run_coroutine_threadsafe(requested(), self._loop)
+        try:
+            return future.result(timeout=RELOAD_TIMEOUT)
+        except concurrent.futures.CancelledError:
+            raise RuntimeError(STOPPING) from None
+
+    async def close(self) -> None:
+        """Reload no more: the exporter is stopping. Reloads under way are cancelled."""
+        self._closed = True
+        tasks = set(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def _done(self, task: asyncio.Task[str | None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: STOPPING needs no "never retrieved" warning
 
 
 async def run(
@@ -213,20 +420,44 @@ async def run(
     stop: asyncio.Event | None = None,
     on_listening: Callable[[int], None] | None = None,
     web: WebConfigFile | None = None,
+    config_file: str | None = None,
+    enable_lifecycle: bool = False,
+    log_for: Callable[[Config], FilteringBoundLogger] | None = None,
 ) -> int:
-    """Serve /metrics and poll until SIGTERM/SIGINT (or ``stop``); return the exit code."""
+    """Serve /metrics and poll until SIGTERM/SIGINT (or ``stop``); return the exit code.
+
+    With ``config_file``, SIGHUP reloads it, and so does POST /-/reload with
+    ``enable_lifecycle`` (else answered 403). ``log_for(config)`` makes the logger of what
+    a reload wires, masking that config's secrets.
+    """
     stop = stop or asyncio.Event()
     exporter = build(config, log, shard=shard)
+    reloader = None if config_file is None else Reloader(exporter, config_file, log, log_for)
+    lifecycle = reloader.from_thread if reloader is not None and enable_lifecycle else None
     try:
-        server = MetricsServer(listen_address, exporter.cache.payload, exporter.ready, web)
+        server = MetricsServer(
+            listen_address, exporter.cache.payload, exporter.ready, web, reload=lifecycle
+        )
     except OSError as exc:
         log.error("listen_failed", listen_address=listen_address, error=str(exc))
         await exporter.close()
         return 1
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+
+    def stop_on(sig: signal.Signals) -> None:
+        """The first SIGTERM/SIGINT stops the exporter; later ones change nothing."""
+        if not stop.is_set():
+            log.info("exporter_stopping", signal=sig.name)
+            stop.set()
+
+    handlers: list[tuple[signal.Signals, Callable[[], None]]] = [
+        (sig, partial(stop_on, sig)) for sig in (signal.SIGTERM, signal.SIGINT)
+    ]
+    if reloader is not None:
+        handlers.append((signal.SIGHUP, reloader.on_signal))
+    for sig, handler in handlers:
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, handler)
     server.start()
     log.info(
         "exporter_started",
@@ -243,6 +474,9 @@ async def run(
     polling = asyncio.create_task(exporter.poller.run(stop))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    # Stopping: no more reloads; cancelling the poll loops cancels their requests in flight.
+    if reloader is not None:
+        await reloader.close()
     for task in (polling, stopping):
         task.cancel()
     results = await asyncio.gather(polling, stopping, return_exceptions=True)

@@ -12,6 +12,9 @@
 Exit codes: 0 stopped cleanly, 1 runtime failure (e.g. the port is taken), 2 bad config
 or flags.
 
+SIGHUP reloads ``--config.file``; so does POST /-/reload with ``--web.enable-lifecycle``
+(403 without). A file that fails to load is logged and changes nothing.
+
 Sharding (``exporter.sharding``): n exporters with ``--shard=0..n-1 --total-shards=n`` split
 the pools between them; ``--shard.from-hostname`` takes the shard from a StatefulSet pod's
 hostname (``modelarts-exporter-2`` → 2). The sub-commands ignore these flags.
@@ -21,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import yaml
@@ -86,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="reload the configuration on POST /-/reload, as SIGHUP does (default: off, "
+        "POST /-/reload answers 403)",
+    )
     parser.add_argument(
         "--web.config.file",
         dest="web_config_file",
@@ -154,6 +166,11 @@ def _web_config(path: str | None, log: FilteringBoundLogger) -> WebConfigFile | 
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def _logger(level: str, fmt: str | None, cfg: config.Config) -> FilteringBoundLogger:
+    """A logger that masks ``cfg``'s secrets; a reload makes one for the new config."""
+    return make_logger(level, fmt, [s.reveal() for s in config.iter_secrets(cfg)])
+
+
 def _shard(
     parser: argparse.ArgumentParser, args: argparse.Namespace, hostname: Callable[[], str]
 ) -> Shard:
@@ -194,12 +211,28 @@ def main(
         print(yaml.safe_dump(config.redacted(cfg), sort_keys=False), end="")
         return 0
     shard = _shard(parser, args, hostname)
+    # A SIGHUP (reload) before the exporter handles it must not end the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     cfg = _load(args.config_file)
     if cfg is None:
         return EXIT_CONFIG
-    secrets = [s.reveal() for s in config.iter_secrets(cfg)]
-    log = make_logger(args.log_level, args.log_format, secrets)
+    log = _logger(args.log_level, args.log_format, cfg)
     web = _web_config(args.web_config_file, log)
     from exporter.app import run  # imported late so that --version and errors stay fast
 
-    return asyncio.run(run(cfg, args.listen_address, log, shard=shard, web=web))
+    code = asyncio.run(
+        run(
+            cfg,
+            args.listen_address,
+            log,
+            shard=shard,
+            web=web,
+            config_file=args.config_file,
+            enable_lifecycle=args.enable_lifecycle,
+            log_for=partial(_logger, args.log_level, args.log_format),
+        )
+    )
+    # Exiting: a late signal must neither kill the process nor raise.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    return code

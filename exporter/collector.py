@@ -24,6 +24,11 @@ Pool discovery (ListPools, one series set per discovered pool)::
 Health: ``modelarts_up``, ``modelarts_poll_*`` per item, API request and error counters,
 cycle counters, ``modelarts_exporter_build_info`` and ``modelarts_exporter_shard``. Data older
 than ``stale_after`` is left out; health series stay so that an operator can see why.
+
+Configuration reloads, named as Prometheus names its own::
+
+    modelarts_exporter_config_last_reload_successful 1
+    modelarts_exporter_config_last_reload_success_timestamp_seconds 1.8e+09
 """
 
 from __future__ import annotations
@@ -330,6 +335,23 @@ def _cycle_families(snapshot: Snapshot) -> Iterator[Metric]:
     index, total = snapshot.shard
     shard.add_metric([str(index), str(total)], 1.0)
     yield shard
+    yield from _config_families(snapshot)
+
+
+def _config_families(snapshot: Snapshot) -> Iterator[Metric]:
+    status = snapshot.config
+    yield GaugeMetricFamily(
+        "modelarts_exporter_config_last_reload_successful",
+        "1 when the last configuration load succeeded (at start, or a reload by SIGHUP or "
+        "POST /-/reload), else 0: the reload was rejected, the previous one is still in use.",
+        value=1.0 if status.last_reload_successful else 0.0,
+    )
+    if status.last_success is not None:
+        yield GaugeMetricFamily(
+            "modelarts_exporter_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load, the initial one included.",
+            value=status.last_success,
+        )
 
 
 class SnapshotCollector(Collector):

@@ -13,6 +13,7 @@ __all__ = [
     "NODE_STATES",
     "POOL_PHASES",
     "Api",
+    "ConfigStatus",
     "CycleStats",
     "ItemKey",
     "ItemState",
@@ -163,6 +164,16 @@ class CycleStats:
     last_finished: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigStatus:
+    """How the configuration was last (re)loaded, as Prometheus reports its own."""
+
+    #: Whether the last load or reload worked (a failed reload keeps the old config).
+    last_reload_successful: bool = True
+    #: Unix time of the last successful load, the initial one included.
+    last_success: float | None = None
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Everything /metrics shows, as of one instant. Never mutated after construction."""
@@ -182,6 +193,8 @@ class Snapshot:
     shard: tuple[int, int] = (0, 1)
     #: project_id -> requests per second its request budget allows now
     request_rates: tuple[tuple[str, float], ...] = ()
+    #: the last configuration (re)load
+    config: ConfigStatus = ConfigStatus()
 
     def is_fresh(self, item: ItemState, now: float) -> bool:
         """Whether ``item``'s data may still be shown at ``now`` (not older than stale_after)."""

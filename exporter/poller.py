@@ -18,6 +18,10 @@ is published.
   does not exist (404 ``ModelArts.50015001``).
 - **No overlap.** A target's cycles run one after another on a fixed grid of ticks. A cycle
   that runs past one or more ticks skips them; each skipped tick is logged and counted.
+- **Reload.** ``Poller.replace_targets`` swaps the targets while the loops run: a target
+  given again (the same ``TargetPoller``) keeps its loop, a new one starts its own, and the
+  loops of the others are cancelled. States are kept by ``ItemKey``, so the data of items
+  that still exist never leaves /metrics; those of projects that left go at once.
 """
 
 from __future__ import annotations
@@ -43,7 +47,16 @@ from exporter.errors import (
     PollError,
     ThrottledError,
 )
-from exporter.models import Api, CycleStats, ItemKey, ItemState, PoolList, Result, Snapshot
+from exporter.models import (
+    Api,
+    ConfigStatus,
+    CycleStats,
+    ItemKey,
+    ItemState,
+    PoolList,
+    Result,
+    Snapshot,
+)
 
 __all__ = ["Clock", "Poller", "RequestLedger", "SystemClock", "TargetPoller"]
 
@@ -104,6 +117,12 @@ class RequestLedger:
             code = "other"
         self.errors[(project_id, api.value, code)] += 1
 
+    def forget(self, project_id: str) -> None:
+        """Drop a project's counts: it is no longer polled, its series leave /metrics."""
+        for counts in (self.requests, self.errors):
+            for key in [k for k in counts if k[0] == project_id]:
+                del counts[key]
+
 
 @dataclass(frozen=True)
 class _Outcome:
@@ -129,6 +148,7 @@ class TargetPoller:
     ) -> None:
         self.project_id = project_id
         self._static = tuple(items)
+        self._static_keys = frozenset(self._static)
         #: The request budget's current rate, when the target has a budget.
         self.request_rate = request_rate
         self._discovery = discovery
@@ -160,6 +180,33 @@ class TargetPoller:
         if self._discovery is not None:
             keys.add(self._discovery.key)
         return keys
+
+    def claims(self, key: ItemKey) -> bool:
+        """Whether ``key`` is, or may turn out to be, one of this target's items: with
+        discovery any pool of the project may be, until ListPools says otherwise."""
+        if key.project_id != self.project_id:
+            return False
+        if self._discovery is None:
+            return key in self._static_keys
+        return (
+            key.api is Api.WORKLOAD_STATISTICS
+            or key in self._static_keys
+            or key == self._discovery.key
+        )
+
+    def dropped(self, keys: Iterable[ItemKey]) -> list[ItemKey]:
+        """Those of this project's ``keys`` whose states go after a cycle: not ``keys()``,
+        nor, until discovery has listed the pools once, a pool it may list (a target that a
+        reload rebuilt keeps its discovered pools' data until its ListPools answers)."""
+        keep = self.keys()
+        unlisted = self._discovery is not None and not self._discovery.listed
+        return [k for k in keys if k not in keep and not (unlisted and self.claims(k))]
+
+    def inherit_backoff(self, previous: TargetPoller) -> None:
+        """Wait out ``previous``'s refusal backoff (same credentials, rebuilt on reload), so
+        that a reload never sends a refused key again sooner than the backoff allows."""
+        self._refusals = previous._refusals
+        self._resume_at = previous._resume_at
 
     async def poll(self, previous: dict[ItemKey, ItemState]) -> list[_Outcome]:
         """Poll every item: probes first, one at a time, then the rest concurrently.
@@ -383,7 +430,7 @@ class Poller:
         rng: random.Random | None = None,
         shard: tuple[int, int] = (0, 1),
     ) -> None:
-        self._targets = tuple(targets)
+        self._targets = {t.project_id: t for t in targets}
         self._shard = shard
         self._interval = interval
         self._stale_after = stale_after
@@ -394,18 +441,25 @@ class Poller:
         self._log = log
         self._rng = rng or random.Random()
         self._states: dict[ItemKey, ItemState] = {}
-        self._cycles = {t.project_id: CycleStats() for t in self._targets}
+        self._cycles = {project: CycleStats() for project in self._targets}
         self._up: dict[str, bool] = {}
+        self._config = ConfigStatus(last_success=clock.wall())
         self._publishing = asyncio.Lock()
         #: Set by a target's loop after its cycle; the publisher then renders once.
         self._changed = asyncio.Event()
         #: Targets whose completed cycles are in a published snapshot.
         self._published: set[str] = set()
+        self._ready = False
+        #: While ``run`` runs: its task group, its stop event, and each target's loop.
+        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._stop = asyncio.Event()
         self.snapshot = self._build()
 
     def ready(self) -> bool:
-        """Whether every target's first cycle is in a published snapshot."""
-        return self._published >= set(self._cycles)
+        """Whether every target's first cycle is in a published snapshot. Once ready,
+        always: targets that a reload adds do not make a serving exporter unready."""
+        return self._ready
 
     def _build(self) -> Snapshot:
         return Snapshot(
@@ -418,13 +472,73 @@ class Poller:
             cycles=tuple(sorted(self._cycles.items())),
             shard=self._shard,
             request_rates=tuple(
-                sorted((t.project_id, t.request_rate()) for t in self._targets if t.request_rate)
+                sorted(
+                    (t.project_id, t.request_rate())
+                    for t in self._targets.values()
+                    if t.request_rate
+                )
             ),
+            config=self._config,
         )
+
+    def config_reloaded(self, *, successful: bool) -> None:
+        """Record a configuration reload, or a failed one (the old config stays), and
+        publish it."""
+        last = self._clock.wall() if successful else self._config.last_success
+        self._config = ConfigStatus(successful, last)
+        self._changed.set()
+
+    async def replace_targets(
+        self,
+        targets: Iterable[TargetPoller],
+        *,
+        interval: float | None = None,
+        stale_after: float | None = None,
+        jitter: float | None = None,
+    ) -> None:
+        """Poll ``targets`` from now on, with these settings when given (a reload).
+
+        A target given again (the same object) keeps its loop and ticks. The loops of the
+        others are cancelled, in-flight requests included, and a new target starts its own
+        at once. Item states stay where their project's new target may still poll them, so
+        its series do not blink; a project that left takes its series and counts along.
+        """
+        new = {t.project_id: t for t in targets}
+        old = self._targets
+        retired = [p for p, t in old.items() if new.get(p) is not t]
+        stopping = [self._loops.pop(p) for p in retired if p in self._loops]
+        for task in stopping:
+            task.cancel()
+        if stopping:
+            await asyncio.wait(stopping)
+        self._targets = new
+        self._interval = self._interval if interval is None else interval
+        self._stale_after = self._stale_after if stale_after is None else stale_after
+        self._jitter = self._jitter if jitter is None else jitter
+        for key in list(self._states):
+            target = new.get(key.project_id)
+            if target is None or (target is not old.get(key.project_id) and not target.claims(key)):
+                del self._states[key]
+        for project in old.keys() - new.keys():
+            del self._cycles[project]
+            self._up.pop(project, None)
+            self._published.discard(project)
+            self._ledger.forget(project)
+        for project, target in new.items():
+            self._cycles.setdefault(project, CycleStats())
+            if old.get(project) is not target:
+                self._start(target)
+        self._changed.set()
+
+    def _start(self, target: TargetPoller) -> None:
+        """Start ``target``'s loop, if the poller runs and is not stopping."""
+        if self._group is not None and not self._stop.is_set():
+            loop = self._group.create_task(self._loop(target, self._stop))
+            self._loops[target.project_id] = loop
 
     async def run_cycle(self) -> Snapshot:
         """Poll every target once (concurrently), publish and return the new snapshot."""
-        await asyncio.gather(*(self._poll_target(t) for t in self._targets))
+        await asyncio.gather(*(self._poll_target(t) for t in self._targets.values()))
         return await self._publish_latest()
 
     async def _poll_target(self, target: TargetPoller) -> None:
@@ -433,10 +547,8 @@ class Poller:
         outcomes = await target.poll(self._states)
         for outcome in outcomes:
             self._states[outcome.state.key] = outcome.state
-        keep = target.keys()
-        for key in [k for k in self._states if k.project_id == target.project_id]:
-            if key not in keep:
-                del self._states[key]
+        for key in target.dropped(k for k in self._states if k.project_id == target.project_id):
+            del self._states[key]
         self._up[target.project_id] = any(o.reached for o in outcomes) or (
             not outcomes and self._up.get(target.project_id, False)
         )
@@ -467,6 +579,7 @@ class Poller:
                 self._log.exception("publish_failed", items=len(snapshot.items))
             else:
                 self._published |= {p for p, stats in snapshot.cycles if stats.cycles > 0}
+                self._ready = self._ready or self._published >= set(self._cycles)
         return snapshot
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -480,12 +593,14 @@ class Poller:
         try:
             if not self._targets:
                 self._changed.set()
+            async with asyncio.TaskGroup() as loops:
+                self._group, self._stop = loops, stop
+                for target in self._targets.values():
+                    self._start(target)
                 await stop.wait()
-            else:
-                async with asyncio.TaskGroup() as loops:
-                    for target in self._targets:
-                        loops.create_task(self._loop(target, stop))
         finally:
+            self._group = None
+            self._loops.clear()
             publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await publisher

@@ -23,10 +23,15 @@ from typing import Any, cast
 from exporter import __version__
 from exporter.webconfig import WebConfigFile
 
-__all__ = ["MetricsServer", "Payload", "parse_listen_address"]
+__all__ = ["MetricsServer", "Payload", "Reload", "parse_listen_address"]
 
 #: (openmetrics, gzipped) -> (content type, bytes) of a /metrics answer.
 Payload = Callable[[bool, bool], tuple[str, bytes]]
+#: Reloads the configuration for POST /-/reload: None when the new one is in effect, else
+#: why it was rejected (answered 400); raises when no reload can be made now (503).
+Reload = Callable[[], str | None]
+#: The largest POST body read (and ignored); a larger one closes the connection.
+_MAX_POST_BODY = 65536
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -52,6 +57,7 @@ class _Server(ThreadingHTTPServer):
     payload: Payload
     ready: Callable[[], bool]
     web: WebConfigFile | None = None
+    reload: Reload | None = None
 
     def finish_request(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
@@ -112,7 +118,8 @@ def _bind(host: str, port: int) -> _Server:
 
 class MetricsServer:
     """Serves ``payload(openmetrics, gzipped)`` on /metrics until ``stop()``;
-    ``ready()`` decides /readyz."""
+    ``ready()`` decides /readyz. POST /-/reload calls ``reload``; without one (no
+    ``--web.enable-lifecycle``) it is answered 403, as Prometheus does."""
 
     def __init__(
         self,
@@ -120,12 +127,15 @@ class MetricsServer:
         payload: Payload,
         ready: Callable[[], bool],
         web: WebConfigFile | None = None,
+        *,
+        reload: Reload | None = None,
     ) -> None:
         host, port = parse_listen_address(listen_address)
         self._httpd = _bind(host, port)
         self._httpd.payload = payload
         self._httpd.ready = ready
         self._httpd.web = web
+        self._httpd.reload = reload
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="metrics-server", daemon=True
         )
@@ -192,8 +202,46 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/readyz":
             body = b"not ready: first poll cycle not finished\n"
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, text, body, head)
+        elif path == "/-/reload":
+            body = b"only POST reloads the configuration\n"
+            self._send(HTTPStatus.METHOD_NOT_ALLOWED, text, body, head, {"Allow": "POST"})
         else:
             self._send(HTTPStatus.NOT_FOUND, text, b"not found\n", head)
+
+    def do_POST(self) -> None:
+        """POST /-/reload; every other path takes GET and HEAD only."""
+        server = cast(_Server, self.server)
+        self._skip_body()
+        path = self.path.split("?", 1)[0]
+        text = "text/plain; charset=utf-8"
+        if path != "/-/reload":
+            allow = {"Allow": "GET, HEAD"}
+            self._send(HTTPStatus.METHOD_NOT_ALLOWED, text, b"method not allowed\n", False, allow)
+            return
+        if server.reload is None:
+            body = b"Lifecycle API is not enabled: start with --web.enable-lifecycle\n"
+            self._send(HTTPStatus.FORBIDDEN, text, body, False)
+            return
+        try:
+            error = server.reload()
+        except Exception as exc:  # noqa: BLE001 - e.g. stopping: the client is told why
+            body = f"cannot reload now: {exc or type(exc).__name__}\n".encode()
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, text, body, False)
+            return
+        if error is None:
+            self._send(HTTPStatus.OK, text, b"configuration reloaded\n", False)
+        else:
+            body = f"failed to reload config: {error}\n".encode()
+            self._send(HTTPStatus.BAD_REQUEST, text, body, False)
+
+    def _skip_body(self) -> None:
+        """Read a POST body away, so that the connection can serve the next request."""
+        length = self.headers.get("Content-Length", "0")
+        chunked = "Transfer-Encoding" in self.headers
+        if chunked or not length.isdigit() or int(length) > _MAX_POST_BODY:
+            self.close_connection = True
+        else:
+            self.rfile.read(int(length))
 
     def _metrics(self, payload: Payload, head: bool) -> None:
         openmetrics = "application/openmetrics-text" in self.headers.get("Accept", "")

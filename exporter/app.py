@@ -24,6 +24,7 @@ from exporter.budget import RequestBudget
 from exporter.client import ModelArtsClient
 from exporter.config import AkSkCredentials, Config, Target
 from exporter.config import load as load_config
+from exporter.connections import ONE_CONNECTION, ClientPool
 from exporter.discovery import PoolDiscovery
 from exporter.errors import ConfigError
 from exporter.exposition import ExpositionCache, process_metrics
@@ -80,13 +81,11 @@ def _http_client(
     auth: httpx.Auth | None,
     transport: httpx.AsyncBaseTransport | None,
 ) -> httpx.AsyncClient:
-    limits = httpx.Limits(
-        max_connections=target.max_concurrency, max_keepalive_connections=target.max_concurrency
-    )
+    """A client with one connection: IAM's, or one of a target's ``ClientPool``."""
     return httpx.AsyncClient(
         auth=auth,
         timeout=config.timeout,
-        limits=limits,
+        limits=ONE_CONNECTION,
         headers={
             "User-Agent": USER_AGENT,
             "X-Project-Id": target.project_id,
@@ -172,8 +171,11 @@ class _Wiring:
             )
             ledger.expect_refusals(target.project_id, IAM_TOKENS)
             auth = IamTokenAuth(source)
-        http = _http_client(target, config, auth, transport)
-        clients.append(http)
+        # One client per concurrent request (see exporter.connections).
+        pool = [
+            _http_client(target, config, auth, transport) for _ in range(target.max_concurrency)
+        ]
+        clients.extend(pool)
         budget = RequestBudget(
             target.requests_per_second,
             target.burst,
@@ -182,7 +184,7 @@ class _Wiring:
             log=log.bind(project_id=target.project_id),
         )
         client = ModelArtsClient(
-            http,
+            ClientPool(pool),
             endpoint=target.endpoint,
             project_id=target.project_id,
             timeout=config.timeout,

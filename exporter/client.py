@@ -26,6 +26,7 @@ import httpx
 
 from exporter.budget import RequestBudget
 from exporter.config import RetryPolicy
+from exporter.connections import Streamer
 from exporter.errors import (
     ApiError,
     AuthError,
@@ -91,7 +92,7 @@ class ModelArtsClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: Streamer,
         *,
         endpoint: str,
         project_id: str,

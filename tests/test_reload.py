@@ -301,13 +301,14 @@ class TestApply:
         one and the old one is closed; added and removed ones come and go."""
         before = {PROJECT: ["pool-a"], OTHER: ["pool-a"], THIRD: ["pool-a"]}
         after = {PROJECT: ["pool-a", "pool-b"], OTHER: ["pool-a"]}
-        exporter = app.build(config_of(upstream.url, before), LOG)
+        # One connection (so one client) per target, to tell the targets' clients apart.
+        exporter = app.build(config_of(upstream.url, before, max_concurrency=1), LOG)
         clients = dict(zip((PROJECT, OTHER, THIRD), exporter.clients, strict=True))
 
         async def scenario() -> tuple[app.Changes, set[tuple[str, str]], dict[str, bool]]:
             try:
                 assert len(await polled(exporter)) == 3
-                changes = await exporter.apply(config_of(upstream.url, after))
+                changes = await exporter.apply(config_of(upstream.url, after, max_concurrency=1))
                 closed = {project: client.is_closed for project, client in clients.items()}
                 return changes, await polled(exporter), closed
             finally:

@@ -178,12 +178,20 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
+def _float(value: int | float) -> float:
+    """``float(value)``; infinite for an integer beyond the float range (YAML allows any)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def parse_duration(value: object, path: str) -> float:
     """``30s``, ``5m``, ``1h``, ``500ms`` or a plain number of seconds; must be > 0."""
     if isinstance(value, bool):
         raise ConfigError(path, "expected a duration like 30s, 5m or 60")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
         seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
     else:
@@ -205,16 +213,22 @@ def _positive_number(value: object, path: str) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not math.isfinite(value)
+        or not math.isfinite(_float(value))
         or value <= 0
     ):
         raise ConfigError(path, f"expected a number > 0, got {value!r}")
     return float(value)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _string(value: object, path: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(path, "expected a non-empty string")
+    if _SURROGATE.search(value):
+        # YAML's "\ud800" escape: such a string cannot be a label value (or sent at all).
+        raise ConfigError(path, "contains a lone surrogate, which UTF-8 cannot encode")
     return value.strip()
 
 
@@ -235,7 +249,7 @@ def _expand(text: str, environ: Mapping[str, str], path: str) -> str:
             return environ[name]
         if default is not None:
             return default
-        raise ConfigError(path, f"environment variable {name} is not set")
+        raise ConfigError(path or "(top level)", f"environment variable {name} is not set")
 
     return _VAR.sub(replace, text)
 
@@ -251,6 +265,7 @@ def _expand_tree(node: object, environ: Mapping[str, str], path: str) -> object:
 
 
 def _join(path: str, key: str) -> str:
+    key = key or '""'  # an empty key must still show in the path
     return f"{path}.{key}" if path else key
 
 
@@ -268,9 +283,17 @@ class _Section:
         self.only(keys)
 
     def only(self, keys: Collection[str]) -> None:
-        """Refuse every key not in ``keys``."""
+        """Refuse every key not in ``keys``. A key with a ':' in it is shown only up to the
+        ':': ``secret_key:VALUE`` (no space after the colon) is one YAML key, with the
+        secret in it."""
         for key in self.data:
             if key not in keys:
+                name, colon, _ = str(key).partition(":")
+                if colon:
+                    raise ConfigError(
+                        self.at(name),
+                        "unknown key: a ':' without a space after it (the rest is not shown)",
+                    )
                 raise ConfigError(self.at(str(key)), "unknown key")
 
     def at(self, key: str) -> str:
@@ -327,6 +350,8 @@ def _secret(value: object, path: str, ctx: _Context) -> Secret:
         raise ConfigError(path, f"cannot read {file}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(path, f"cannot read {file}: not UTF-8 text") from None
+    except ValueError as exc:  # a NUL character in the file name
+        raise ConfigError(path, f"cannot read {file!r}: {exc}") from None
     if not content:
         raise ConfigError(path, f"{file} is empty")
     return _checked(Secret(content, f"file {file}"), path)
@@ -404,8 +429,12 @@ def _region(value: object, path: str) -> str:
 
 def _url(value: object, path: str) -> str:
     text = _string(value, path).rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ConfigError(path, f"expected an http(s) URL, got {text!r}") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise ConfigError(path, f"expected an http(s) URL, got {text!r}")
     if parts.query or parts.fragment or parts.path not in ("", "/"):
         raise ConfigError(path, "expected scheme://host[:port] with no path or query")
@@ -436,6 +465,8 @@ def _patterns(value: object, path: str) -> tuple[re.Pattern[str], ...]:
             patterns.append(re.compile(text))
         except re.error as exc:
             raise ConfigError(f"{path}[{i}]", f"not a valid regular expression: {exc}") from None
+        except (OverflowError, RecursionError):  # a huge repeat count, nesting too deep
+            raise ConfigError(f"{path}[{i}]", "not a valid regular expression: too large") from None
     return tuple(patterns)
 
 
@@ -619,6 +650,10 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "syntax error"
         raise ConfigError("", f"{path} is not valid YAML{where}: {problem}") from None
+    except ValueError:  # PyYAML's int() and date(): an integer of over 4300 digits, 2024-02-30
+        raise ConfigError("", f"{path} is not valid YAML: a number or date out of range") from None
+    except RecursionError:
+        raise ConfigError("", f"{path} is not valid YAML: nested too deeply") from None
     return parse(data, os.environ if environ is None else environ)
 
 

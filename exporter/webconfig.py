@@ -170,7 +170,9 @@ def _users(value: object, path: str) -> dict[str, bytes]:
     users = {}
     for name, hashed in value.items():
         if not isinstance(name, str) or not name or ":" in name:
-            raise ConfigError(path, f"{name!r}: a user name is a non-empty string without ':'")
+            # Not the name itself: "user:password" (no space after ':') is one YAML key.
+            shown = name.partition(":")[0] if isinstance(name, str) else type(name).__name__
+            raise ConfigError(path, f"{shown!r}...: a user name is a non-empty string without ':'")
         # The value is never quoted: it might be a password written where its hash belongs.
         match = _BCRYPT_HASH.match(hashed.strip()) if isinstance(hashed, str) else None
         if match is None or not 4 <= int(match[1]) <= 31:

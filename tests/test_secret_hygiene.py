@@ -139,21 +139,6 @@ DOMAIN = "hygiene-domain"
 UNSET = "SENTINEL_UNSET_VARIABLE"
 TIMEOUT = 0.5
 
-GLUED = (
-    "A secret glued to its key in a flow mapping ({secret_key:VALUE}) makes one unknown "
-    "key, which the error quotes whole"
-)
-LEAK_CHECK_CONFIG = f"LEAK: {GLUED}; check-config prints it to stderr"
-LEAK_POST = f"LEAK: {GLUED}; POST /-/reload answers it in its 400 body"
-LEAK_RELOAD_LOG = (
-    f"LEAK: {GLUED}; config_reload_failed logs it, and the running config's scrubber does "
-    "not know a secret that only the rejected file holds"
-)
-LEAK_WEB_USER = (
-    "LEAK: a password glued to its user in basic_auth_users ({prometheus:PASSWORD}) makes "
-    "one user name, which the error quotes (repr) whole"
-)
-
 
 def password_credentials(user: str, password: str) -> str:
     """A ``credentials`` section of ``type: password`` (YAML, at the target's indentation)."""
@@ -181,12 +166,10 @@ BAD_CONFIGS = {
     "secret glued to its key": BadConfig(
         "credentials: {access_key: <AK>, secret_key:<SK>}",
         f"{CREDS}.secret_key",
-        {"check-config": LEAK_CHECK_CONFIG, "POST": LEAK_POST},
     ),
     "new secret glued to its key": BadConfig(
         "credentials: {access_key: <AK>, secret_key:<NEW_SK>}",
         f"{CREDS}.secret_key",
-        {"check-config": LEAK_CHECK_CONFIG, "POST": LEAK_POST, "log": LEAK_RELOAD_LOG},
     ),
     "literal secret with a newline": BadConfig(
         'credentials:\n  access_key: <AK>\n  secret_key: "<NEW_SK>\\nsecond line"',
@@ -211,7 +194,7 @@ BAD_CONFIGS = {
 }
 BAD_WEB_CONFIGS = {
     "password where its hash belongs": ("basic_auth_users:\n  prometheus: <NEW_WEB>\n", ""),
-    "password glued to its user": ("basic_auth_users: {prometheus:<NEW_WEB>}\n", LEAK_WEB_USER),
+    "password glued to its user": ("basic_auth_users: {prometheus:<NEW_WEB>}\n", ""),
 }
 
 

@@ -98,8 +98,17 @@ def _number(value: object) -> float | None:
 
 
 def _preview(value: object) -> str:
-    text = json.dumps(value)
+    text = _json_text(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json_text(value: object) -> str:
+    """``value`` as JSON; its type name when nested too deeply to encode here (decoded
+    higher up the stack, it may still have fitted)."""
+    try:
+        return json.dumps(value)
+    except RecursionError:
+        return type(value).__name__
 
 
 def _object(value: object, where: str) -> dict[str, Any]:
@@ -135,10 +144,12 @@ def parse_workload_statistics(body: object) -> WorkloadStatistics:
             # Interned: the same few status names repeat in every pool.
             name = sys.intern(_text(status.lower()))
             statuses.setdefault(name, _count(count, f"{where}.status.{status}"))
+        # The key too: types that differ only in lone surrogates are one label value.
+        label = sys.intern(_text(job_type))
         job_types.setdefault(
-            job_type,
+            label,
             JobTypeStatistics(
-                job_type=sys.intern(_text(job_type)),
+                job_type=label,
                 total=None if total is None else _count(total, f"{where}.total"),
                 statuses=tuple(statuses.items()),
             ),
@@ -164,7 +175,7 @@ def _label(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return _text(value) if isinstance(value, str) else json.dumps(value)[:64]
+    return _text(value) if isinstance(value, str) else _json_text(value)[:64]
 
 
 def _flag(value: object) -> bool | None:

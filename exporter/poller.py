@@ -232,7 +232,7 @@ class TargetPoller:
             done.add(key)
             result = await self._poll_one(key, previous.get(key), now)
             if isinstance(result, _Refused):
-                self._back_off_after_refusal()
+                self._back_off_after_refusal(now)
                 skipped = [self._skipped(k, previous.get(k)) for k in self._pending(done, due)]
                 return [*outcomes, result.outcome, *skipped]
             outcomes.append(result)
@@ -243,7 +243,7 @@ class TargetPoller:
             *(self._limited(k, previous.get(k), now, refused) for k in self._pending(done, due))
         )
         if refused.is_set():
-            self._back_off_after_refusal()
+            self._back_off_after_refusal(now)
         else:
             self._refusals = 0
         return [*outcomes, *results]
@@ -261,14 +261,17 @@ class TargetPoller:
             keys = [*keys, key] if self._discovery.listed else [key, *keys]
         return [k for k in keys if k not in done]
 
-    def _back_off_after_refusal(self) -> None:
+    def _back_off_after_refusal(self, cycle_started: float) -> None:
         """After the 2nd refused cycle in a row wait 2, then 4, 8 ... x the base (capped)
         before asking again: a key that keeps being refused must not be tried every
-        interval until ModelArts locks it for every tool that uses it."""
+        interval until ModelArts locks it for every tool that uses it.
+
+        The wait counts from the refused cycle's start, less half a base, so that the
+        cycle on the tick where it ends runs even if it starts a little early (jitter)."""
         self._refusals += 1
         delay = min(MAX_REFUSAL_BACKOFF, self._refusal_backoff * 2.0 ** (self._refusals - 1))
         if self._refusals >= 2:
-            self._resume_at = self._clock.monotonic() + delay
+            self._resume_at = cycle_started + delay - self._refusal_backoff / 2
             self._log.warning(
                 "target_backoff_after_refusal", refused_cycles=self._refusals, seconds=delay
             )

@@ -418,16 +418,6 @@ class BackoffOffSchedule(AssertionError):
     """A refused target was asked again later or sooner than the README's schedule."""
 
 
-#: poller.py measures the refusal backoff from the end of the refused cycle, while cycles
-#: start on a grid of ticks: the tick the backoff ends on is a few milliseconds too early
-#: and is skipped too, so each wait is one interval longer than documented (asked at
-#: 0, 1, 4, 9, 18 ... intervals, not 0, 1, 3, 7, 15).
-BACKOFF_BUG = (
-    "refusal backoff ends one interval late: _back_off_after_refusal sets _resume_at from"
-    " the refused cycle's end, so the tick it should resume on is skipped"
-)
-
-
 @dataclass(frozen=True)
 class Row:
     """One fault: how to inject and clear it, what it hits and what the exporter shows."""
@@ -488,8 +478,8 @@ class Row:
     def recovery(self) -> float:
         """Seconds from clearing the fault to fresh data: one interval. After two refused
         cycles in a row, the rest of the backoff too: here the fault clears one interval
-        into it, and it lasts 3 intervals today (2 once ``BACKOFF_BUG`` is fixed)."""
-        return (3 if self.backoff else 1) * INTERVAL + SLACK
+        into it, and it lasts 2 intervals."""
+        return (2 if self.backoff else 1) * INTERVAL + SLACK
 
 
 def token_renewed_once(before: Scrape, after: Scrape) -> None:
@@ -526,12 +516,12 @@ ROWS = (
     Row("429-retry-after-beyond-max-backoff", on_main(Fault.throttled(30, path_contains=ON_FAULTY)),
         "APIGW.0308", "429", 1),
     Row("401-bad-signature", on_main(Fault.unauthorized(path_contains=ON_FAULTY)),
-        "APIGW.0301", "401", refusal=True, backoff=True, bug=BACKOFF_BUG),
+        "APIGW.0301", "401", refusal=True, backoff=True),
     Row("401-expired-token", expire_iam_token, "APIGW.0301", "401",
         items=(Item(IAM, WORKLOADS, "pool-i"),), clear=nothing, refusal=True,
         message="the token has expired", extra=token_renewed_once),
     Row("403-forbidden", on_main(Fault(path_contains=ON_FAULTY, status=403)),
-        "APIGW.0302", "403", refusal=True, backoff=True, bug=BACKOFF_BUG),
+        "APIGW.0302", "403", refusal=True, backoff=True),
     Row("connection-reset", on_main(Fault.disconnect(path_contains=ON_FAULTY)),
         "transport_error", "none", MAX_ATTEMPTS),
     Row("connection-refused", nothing, "connect_error", "none", MAX_ATTEMPTS,

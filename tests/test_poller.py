@@ -347,6 +347,27 @@ class TestRefusalBackoff:
         assert len(source.calls) == 5
         assert {i.error_code for i in snapshot.items} == {"skipped_auth_backoff"}
 
+    def test_the_schedule_holds_when_cycles_take_time(self) -> None:
+        """With a clock that moves during a cycle (each call 10 ms on), the key is still
+        asked at 0, 1, 3, 7, 15 minutes: the wait counts from the refused cycle's start."""
+
+        class MovingClock(FakeClock):
+            def monotonic(self) -> float:
+                self.now += 0.01
+                return self.now
+
+        clock = MovingClock()
+        source = FakeSource({p: raises(auth_error()) for p in "ab"})
+        poller, _ = make_poller(source, list("ab"), clock)
+        asked_at = []
+        for minute in range(16):
+            clock.now = 1_800_000_000.0 + 60 * minute
+            before = len(source.calls)
+            asyncio.run(poller.run_cycle())
+            if len(source.calls) > before:
+                asked_at.append(minute)
+        assert asked_at == [0, 1, 3, 7, 15]
+
     def test_accepted_credentials_reset_the_backoff(self) -> None:
         """After an accepted answer the next refusal starts the schedule from the beginning."""
         clock = FakeClock()

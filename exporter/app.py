@@ -24,7 +24,6 @@ from exporter.budget import RequestBudget
 from exporter.client import ModelArtsClient
 from exporter.config import AkSkCredentials, Config, Target
 from exporter.config import load as load_config
-from exporter.connections import ONE_CONNECTION, ClientPool
 from exporter.discovery import PoolDiscovery
 from exporter.errors import ConfigError
 from exporter.exposition import ExpositionCache, process_metrics
@@ -81,11 +80,13 @@ def _http_client(
     auth: httpx.Auth | None,
     transport: httpx.AsyncBaseTransport | None,
 ) -> httpx.AsyncClient:
-    """A client with one connection: IAM's, or one of a target's ``ClientPool``."""
+    limits = httpx.Limits(
+        max_connections=target.max_concurrency, max_keepalive_connections=target.max_concurrency
+    )
     return httpx.AsyncClient(
         auth=auth,
         timeout=config.timeout,
-        limits=ONE_CONNECTION,
+        limits=limits,
         headers={
             "User-Agent": USER_AGENT,
             "X-Project-Id": target.project_id,
@@ -171,11 +172,8 @@ class _Wiring:
             )
             ledger.expect_refusals(target.project_id, IAM_TOKENS)
             auth = IamTokenAuth(source)
-        # One client per concurrent request (see exporter.connections).
-        pool = [
-            _http_client(target, config, auth, transport) for _ in range(target.max_concurrency)
-        ]
-        clients.extend(pool)
+        http = _http_client(target, config, auth, transport)
+        clients.append(http)
         budget = RequestBudget(
             target.requests_per_second,
             target.burst,
@@ -184,7 +182,7 @@ class _Wiring:
             log=log.bind(project_id=target.project_id),
         )
         client = ModelArtsClient(
-            ClientPool(pool),
+            http,
             endpoint=target.endpoint,
             project_id=target.project_id,
             timeout=config.timeout,

@@ -26,7 +26,6 @@ import httpx
 
 from exporter.budget import RequestBudget
 from exporter.config import RetryPolicy
-from exporter.connections import Streamer
 from exporter.errors import (
     ApiError,
     AuthError,
@@ -92,7 +91,7 @@ class ModelArtsClient:
 
     def __init__(
         self,
-        http: Streamer,
+        http: httpx.AsyncClient,
         *,
         endpoint: str,
         project_id: str,

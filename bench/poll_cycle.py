@@ -276,6 +276,14 @@ def soak(pools: int, cycles: int, discovery: bool = False) -> None:
                 f"open fds {warm_fds}",
                 flush=True,
             )
+            # RSS every tenth of the run: a leak climbs steadily, allocator high-water not.
+            for step in range(1, 10):
+                at = wait_for_cycles(port, warm_cycles + cycles * step / 10, 1.0)
+                print(
+                    f"  cycle {at['modelarts_exporter_poll_cycles_total'] - warm_cycles:.0f}: "
+                    f"RSS {rss_mb(pid):.1f} MB",
+                    flush=True,
+                )
             end = wait_for_cycles(port, warm_cycles + cycles, 1.0)
             end_rss, end_fds, peak = rss_mb(pid), open_fds(pid), peak_rss_mb(pid)
             elapsed = time.monotonic() - started

@@ -253,62 +253,70 @@ def health_families(snapshot: Snapshot) -> Iterator[Metric]:
     yield duration
     yield last_success
 
-    requests = CounterMetricFamily(
+    yield _table(
+        CounterMetricFamily,
         "modelarts_api_requests",
         "HTTP requests sent to ModelArts (and IAM, api 'iam_tokens') by API and response "
         "status ('none': no response; 401 and 403 start at 0).",
-        labels=["project_id", "api", "code"],
+        ["project_id", "api", "code"],
+        snapshot.requests,
     )
-    for request_key, value in snapshot.requests:
-        requests.add_metric(list(request_key), value)
-    yield requests
-
-    errors = CounterMetricFamily(
+    yield _table(
+        CounterMetricFamily,
         "modelarts_poll_errors",
         "Failed polls by API and error code (ModelArts code, or the exporter's word for a "
         "failure without one, e.g. timeout).",
-        labels=["project_id", "api", "error_code"],
+        ["project_id", "api", "error_code"],
+        snapshot.errors,
     )
-    for error_key, value in snapshot.errors:
-        errors.add_metric(list(error_key), value)
-    yield errors
-
-    rates = GaugeMetricFamily(
+    yield _table(
+        GaugeMetricFamily,
         "modelarts_request_budget_rate",
         "Requests per second the project's request budget allows now: requests_per_second, "
         "lower after a 429 until it recovers.",
-        labels=["project_id"],
+        ["project_id"],
+        (((project,), rate) for project, rate in snapshot.request_rates),
     )
-    for project, rate in snapshot.request_rates:
-        rates.add_metric([project], rate)
-    yield rates
     yield from _cycle_families(snapshot)
+
+
+def _table(
+    kind: type[CounterMetricFamily | GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    labels: list[str],
+    rows: Iterable[tuple[tuple[str, ...], float]],
+) -> Metric:
+    """A family with one sample per (label values, value) row."""
+    family = kind(name, documentation, labels=labels)
+    for values, value in rows:
+        family.add_metric(list(values), value)
+    return family
 
 
 def _cycle_families(snapshot: Snapshot) -> Iterator[Metric]:
     project = ["project_id"]
-    cycles = CounterMetricFamily(
+    yield _table(
+        CounterMetricFamily,
         "modelarts_exporter_poll_cycles",
         "Poll cycles completed; every project is polled on its own loop.",
-        labels=project,
+        project,
+        (((p,), stats.cycles) for p, stats in snapshot.cycles),
     )
-    skipped = CounterMetricFamily(
+    yield _table(
+        CounterMetricFamily,
         "modelarts_exporter_skipped_cycles",
         "Poll cycles of the project skipped because its previous cycle overran the interval.",
-        labels=project,
+        project,
+        (((p,), stats.skipped) for p, stats in snapshot.cycles),
     )
-    duration = GaugeMetricFamily(
+    yield _table(
+        GaugeMetricFamily,
         "modelarts_exporter_poll_cycle_duration_seconds",
         "Wall time of the project's last complete poll cycle.",
-        labels=project,
+        project,
+        (((p,), stats.last_duration_seconds) for p, stats in snapshot.cycles),
     )
-    for project_id, stats in snapshot.cycles:
-        cycles.add_metric([project_id], stats.cycles)
-        skipped.add_metric([project_id], stats.skipped)
-        duration.add_metric([project_id], stats.last_duration_seconds)
-    yield cycles
-    yield skipped
-    yield duration
     yield GaugeMetricFamily(
         "modelarts_exporter_poll_interval_seconds",
         "Configured poll interval.",

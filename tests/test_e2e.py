@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -83,8 +84,16 @@ targets:
 """
     )
     env = {**os.environ, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
+    yield from running_against(simulator, config, env, "--log.level=debug")
+
+
+def running_against(
+    simulator: Simulator, config: Path, env: dict[str, str], *flags: str
+) -> Iterator[Running]:
+    """Start the exporter on ``config`` against the started ``simulator``; yield it once
+    ready; kill it and stop the simulator afterwards."""
     try:
-        exporter = start_exporter(config, workdir / "exporter.log", env, "--log.level=debug")
+        exporter = start_exporter(config, config.parent / "exporter.log", env, *flags)
         try:
             running = Running(
                 exporter.process, exporter.log_path, exporter.url, simulator=simulator

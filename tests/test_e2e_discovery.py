@@ -15,9 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from exporter.simulator import Fault, Simulator
-from tests.processes import start_exporter
 from tests.promtext import Samples, series, value
-from tests.test_e2e import Running, pool_counts
+from tests.test_e2e import Running, pool_counts, running_against
 
 pytestmark = pytest.mark.e2e
 
@@ -105,18 +104,7 @@ targets:
     )
     (ak_d, sk_d), (ak_s, sk_s) = KEYS[DISCOVERED], KEYS[STATIC]
     env = {**os.environ, "AK_D": ak_d, "SK_D": sk_d, "AK_S": ak_s, "SK_S": sk_s}
-    try:
-        exporter = start_exporter(config, workdir / "exporter.log", env)
-        try:
-            running = Running(
-                exporter.process, exporter.log_path, exporter.url, simulator=simulator
-            )
-            running.wait_ready()
-            yield running
-        finally:
-            exporter.kill()
-    finally:
-        simulator.stop()
+    yield from running_against(simulator, config, env)
 
 
 class TestDiscovery:

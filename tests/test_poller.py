@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 import structlog
 
 from exporter.errors import AuthError, ErrorDetail, NotFoundError, TransportError
@@ -16,7 +17,7 @@ from exporter.models import (
     Snapshot,
     WorkloadStatistics,
 )
-from exporter.poller import Poller, RequestLedger, SystemClock, TargetPoller
+from exporter.poller import Clock, Poller, Publish, RequestLedger, SystemClock, TargetPoller
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 LOG = structlog.wrap_logger(structlog.ReturnLogger())
@@ -82,6 +83,31 @@ def auth_error() -> AuthError:
     return AuthError(ErrorDetail(401, "APIGW.0301", "Incorrect IAM authentication information"))
 
 
+async def discard(snapshot: Snapshot) -> None:
+    """A publish that keeps nothing."""
+
+
+def poller_of(
+    targets: list[TargetPoller],
+    clock: Clock,
+    ledger: RequestLedger,
+    *,
+    interval: float = 60.0,
+    publish: Publish = discard,
+) -> Poller:
+    """A poller over ``targets``: stale after 3 intervals, no jitter."""
+    return Poller(
+        targets,
+        interval=interval,
+        stale_after=3 * interval,
+        jitter=0.0,
+        publish=publish,
+        clock=clock,
+        ledger=ledger,
+        log=LOG,
+    )
+
+
 def make_poller(
     source: FakeSource,
     pools: list[str],
@@ -99,17 +125,7 @@ def make_poller(
     async def publish(snapshot: Snapshot) -> None:
         sink.append(snapshot)
 
-    poller = Poller(
-        [target],
-        interval=interval,
-        stale_after=3 * interval,
-        jitter=0.0,
-        publish=publish,
-        clock=clock,
-        ledger=ledger,
-        log=LOG,
-    )
-    return poller, ledger
+    return poller_of([target], clock, ledger, interval=interval, publish=publish), ledger
 
 
 def by_pool(snapshot: Snapshot) -> dict[str, object]:
@@ -326,47 +342,41 @@ class TestProbing:
         assert ledger.errors[(PROJECT, "workload_statistics", "skipped_unreachable")] == 5
 
 
-class TestRefusalBackoff:
-    def test_repeatedly_refused_target_backs_off_exponentially(self) -> None:
-        """Refused cycles in a row are followed by 2, 4, 8 intervals of silence (at 60 s a
-        key is asked at 0, 1, 3, 7, 15 minutes), never once a minute until it is locked."""
-        clock = FakeClock()
-        source = FakeSource({p: raises(auth_error()) for p in "ab"})
-        poller, _ = make_poller(source, list("ab"), clock)
-        asked_at = []
-        for minute in range(16):
-            clock.now = 1_800_000_000.0 + 60 * minute
-            before = len(source.calls)
-            snapshot = asyncio.run(poller.run_cycle())
-            if len(source.calls) > before:
-                asked_at.append(minute)
-        assert asked_at == [0, 1, 3, 7, 15]
-        assert len(source.calls) == 5
-        clock.now += 60  # minute 16: inside the next wait, nothing asked, items say why
+class MovingClock(FakeClock):
+    """A clock that moves 10 ms on at every reading, as a real cycle takes time."""
+
+    def monotonic(self) -> float:
+        self.now += 0.01
+        return self.now
+
+
+def minutes_asked(clock: FakeClock, minutes: int) -> tuple[list[int], FakeSource, Snapshot]:
+    """Poll a refused two-pool target once a minute; the minutes it sent anything."""
+    source = FakeSource({p: raises(auth_error()) for p in "ab"})
+    poller, _ = make_poller(source, list("ab"), clock)
+    asked_at = []
+    for minute in range(minutes):
+        clock.now = 1_800_000_000.0 + 60 * minute
+        before = len(source.calls)
         snapshot = asyncio.run(poller.run_cycle())
+        if len(source.calls) > before:
+            asked_at.append(minute)
+    return asked_at, source, snapshot
+
+
+class TestRefusalBackoff:
+    @pytest.mark.parametrize("clock", [FakeClock, MovingClock], ids=["still", "moving"])
+    def test_repeatedly_refused_target_backs_off_exponentially(
+        self, clock: type[FakeClock]
+    ) -> None:
+        """Refused cycles in a row are followed by 2, 4, 8 intervals of silence (at 60 s a
+        key is asked at 0, 1, 3, 7, 15 minutes), never once a minute until it is locked;
+        also when the clock moves during a cycle (the wait counts from its start). At
+        minute 16, inside the next wait, nothing is asked and the items say why."""
+        asked_at, source, snapshot = minutes_asked(clock(), 17)
+        assert asked_at == [0, 1, 3, 7, 15]
         assert len(source.calls) == 5
         assert {i.error_code for i in snapshot.items} == {"skipped_auth_backoff"}
-
-    def test_the_schedule_holds_when_cycles_take_time(self) -> None:
-        """With a clock that moves during a cycle (each call 10 ms on), the key is still
-        asked at 0, 1, 3, 7, 15 minutes: the wait counts from the refused cycle's start."""
-
-        class MovingClock(FakeClock):
-            def monotonic(self) -> float:
-                self.now += 0.01
-                return self.now
-
-        clock = MovingClock()
-        source = FakeSource({p: raises(auth_error()) for p in "ab"})
-        poller, _ = make_poller(source, list("ab"), clock)
-        asked_at = []
-        for minute in range(16):
-            clock.now = 1_800_000_000.0 + 60 * minute
-            before = len(source.calls)
-            asyncio.run(poller.run_cycle())
-            if len(source.calls) > before:
-                asked_at.append(minute)
-        assert asked_at == [0, 1, 3, 7, 15]
 
     def test_accepted_credentials_reset_the_backoff(self) -> None:
         """After an accepted answer the next refusal starts the schedule from the beginning."""
@@ -408,16 +418,7 @@ class TestPublishFailure:
             ledger,
             LOG,
         )
-        poller = Poller(
-            [target],
-            interval=0.05,
-            stale_after=0.15,
-            jitter=0.0,
-            publish=publish,
-            clock=SystemClock(),
-            ledger=ledger,
-            log=LOG,
-        )
+        poller = poller_of([target], SystemClock(), ledger, interval=0.05, publish=publish)
 
         async def scenario() -> None:
             stop = asyncio.Event()

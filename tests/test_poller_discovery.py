@@ -17,6 +17,7 @@ from tests.test_poller import (
     FakeClock,
     FakeSource,
     auth_error,
+    poller_of,
     raises,
     returns,
     stats,
@@ -70,20 +71,7 @@ def discovering_poller(
     )
     keys = [ItemKey(PROJECT, Api.WORKLOAD_STATISTICS, p) for p in static]
     target = TargetPoller(PROJECT, keys, source, 4, clock, ledger, LOG, discovery=discovery)
-
-    async def publish(snapshot: Snapshot) -> None:
-        pass
-
-    return Poller(
-        [target],
-        interval=INTERVAL,
-        stale_after=3 * INTERVAL,
-        jitter=0.0,
-        publish=publish,
-        clock=clock,
-        ledger=ledger,
-        log=LOG,
-    )
+    return poller_of([target], clock, ledger, interval=INTERVAL)
 
 
 def targets(snapshot: Snapshot, api: Api = Api.WORKLOAD_STATISTICS) -> list[str]:
@@ -276,16 +264,8 @@ class TestIndependentTargets:
             key = ItemKey(project, Api.WORKLOAD_STATISTICS, pool_name)
             return TargetPoller(project, [key], source, 1, clock, ledger, LOG)
 
-        poller = Poller(
-            [target(PROJECT, fast, "fast"), target(OTHER, hung, "hung")],
-            interval=0.1,
-            stale_after=0.3,
-            jitter=0.0,
-            publish=publish,
-            clock=clock,
-            ledger=ledger,
-            log=LOG,
-        )
+        targets = [target(PROJECT, fast, "fast"), target(OTHER, hung, "hung")]
+        poller = poller_of(targets, clock, ledger, interval=0.1, publish=publish)
 
         async def scenario() -> list[Snapshot]:
             task = asyncio.create_task(poller.run(asyncio.Event()))
@@ -315,19 +295,11 @@ class TestIndependentTargets:
             p: ItemKey(proj, Api.WORKLOAD_STATISTICS, p)
             for p, proj in (("a", PROJECT), ("b", OTHER))
         }
-        poller = Poller(
-            [
-                TargetPoller(PROJECT, [keys["a"]], good, 1, clock, ledger, LOG),
-                TargetPoller(OTHER, [keys["b"]], refused, 1, clock, ledger, LOG),
-            ],
-            interval=INTERVAL,
-            stale_after=3 * INTERVAL,
-            jitter=0.0,
-            publish=lambda snapshot: asyncio.sleep(0),
-            clock=clock,
-            ledger=ledger,
-            log=LOG,
-        )
+        targets = [
+            TargetPoller(PROJECT, [keys["a"]], good, 1, clock, ledger, LOG),
+            TargetPoller(OTHER, [keys["b"]], refused, 1, clock, ledger, LOG),
+        ]
+        poller = poller_of(targets, clock, ledger, interval=INTERVAL)
         for _ in range(5):
             snapshot = asyncio.run(poller.run_cycle())
             clock.now += INTERVAL
@@ -349,16 +321,7 @@ def run_for(poller: Poller, seconds: float) -> None:
 
 
 def independent(targets: list[TargetPoller], ledger: RequestLedger, publish: Publish) -> Poller:
-    return Poller(
-        targets,
-        interval=0.1,
-        stale_after=0.3,
-        jitter=0.0,
-        publish=publish,
-        clock=SystemClock(),
-        ledger=ledger,
-        log=LOG,
-    )
+    return poller_of(targets, SystemClock(), ledger, interval=0.1, publish=publish)
 
 
 def instant_target(project: str, ledger: RequestLedger) -> TargetPoller:

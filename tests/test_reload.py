@@ -20,7 +20,7 @@ from exporter.config import Discovery
 from exporter.discovery import PoolDiscovery
 from exporter.errors import ErrorDetail, TransportError
 from exporter.models import Api, ConfigStatus, ItemKey, Snapshot
-from exporter.poller import Poller, RequestLedger, SystemClock, TargetPoller
+from exporter.poller import RequestLedger, SystemClock, TargetPoller
 from exporter.sharding import Shard
 from exporter.simulator import Fault, Simulator
 from tests.processes import ExporterProcess, start_exporter
@@ -32,6 +32,7 @@ from tests.test_poller import (
     FakeSource,
     auth_error,
     by_pool,
+    poller_of,
     raises,
     returns,
     stats,
@@ -62,22 +63,6 @@ def discovering(source: DiscoveringSource, clock: Clock, ledger: RequestLedger) 
     """A target of PROJECT that polls the pools ListPools finds, and no others."""
     found = PoolDiscovery(PROJECT, Discovery(), owns=lambda key: True, slack=30)
     return TargetPoller(PROJECT, [], source, 4, clock, ledger, LOG, discovery=found)
-
-
-def poller_of(targets: list[TargetPoller], clock: Clock, ledger: RequestLedger) -> Poller:
-    async def publish(snapshot: Snapshot) -> None:
-        pass
-
-    return Poller(
-        targets,
-        interval=60.0,
-        stale_after=180.0,
-        jitter=0.0,
-        publish=publish,
-        clock=clock,
-        ledger=ledger,
-        log=LOG,
-    )
 
 
 async def eventually(check: Callable[[], object], timeout: float = 5.0) -> None:

@@ -436,7 +436,7 @@ async def run(
     lifecycle = reloader.from_thread if reloader is not None and enable_lifecycle else None
     try:
         server = MetricsServer(
-            listen_address, exporter.cache.payload, exporter.ready, web, reload=lifecycle
+            listen_address, exporter.cache.payload, exporter.ready, web, reload=lifecycle, log=log
         )
     except OSError as exc:
         log.error("listen_failed", listen_address=listen_address, error=str(exc))

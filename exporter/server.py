@@ -14,13 +14,17 @@ from __future__ import annotations
 import html
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
+from structlog.typing import FilteringBoundLogger
+
 from exporter import __version__
+from exporter.logs import make_logger
 from exporter.webconfig import WebConfigFile
 
 __all__ = ["MetricsServer", "Payload", "Reload", "parse_listen_address"]
@@ -58,6 +62,17 @@ class _Server(ThreadingHTTPServer):
     ready: Callable[[], bool]
     web: WebConfigFile | None = None
     reload: Reload | None = None
+    log: FilteringBoundLogger
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A request failed in its thread. A socket error is the client leaving (a reset, a
+        broken pipe, a TLS alert): a debug entry. Anything else is one JSON entry with its
+        traceback, never a bare traceback on stderr as the stdlib would print."""
+        failure = sys.exc_info()[1]
+        if isinstance(failure, OSError):
+            self.log.debug("http_connection_failed", error=repr(failure))
+        else:
+            self.log.exception("http_request_failed")
 
     def finish_request(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
@@ -119,7 +134,8 @@ def _bind(host: str, port: int) -> _Server:
 class MetricsServer:
     """Serves ``payload(openmetrics, gzipped)`` on /metrics until ``stop()``;
     ``ready()`` decides /readyz. POST /-/reload calls ``reload``; without one (no
-    ``--web.enable-lifecycle``) it is answered 403, as Prometheus does."""
+    ``--web.enable-lifecycle``) it is answered 403, as Prometheus does. Requests that fail
+    are logged to ``log``."""
 
     def __init__(
         self,
@@ -129,9 +145,11 @@ class MetricsServer:
         web: WebConfigFile | None = None,
         *,
         reload: Reload | None = None,
+        log: FilteringBoundLogger | None = None,
     ) -> None:
         host, port = parse_listen_address(listen_address)
         self._httpd = _bind(host, port)
+        self._httpd.log = log or make_logger()
         self._httpd.payload = payload
         self._httpd.ready = ready
         self._httpd.web = web

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import struct
 import subprocess
+import threading
+import time
 import zlib
 from collections.abc import Iterator
 
@@ -285,6 +289,27 @@ class TestServer:
             statuses = [client.head(f"{url}/metrics").status_code]
             statuses += [len(client.get(f"{url}/metrics").content) > 0 for _ in range(3)]
         assert statuses == [200, True, True, True]
+
+    def test_clients_resetting_mid_request_leave_no_traceback(
+        self, server: tuple[str, list[bool]], capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        """A client that resets its connection mid-request (SO_LINGER 0) is not an error:
+        nothing on stdout or stderr at the default level, and the server keeps serving."""
+        url, _ = server
+        port = int(url.rsplit(":", 1)[1])
+        threads = threading.active_count()
+        for _ in range(3):
+            client = socket.create_connection(("127.0.0.1", port))
+            client.sendall(b"GET /metr")
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+        deadline = time.monotonic() + 5
+        while threading.active_count() > threads:  # the connections' threads have ended
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        out, err = capfd.readouterr()
+        assert (out, err) == ("", "")
 
 
 class TestListenAddress:

@@ -37,6 +37,7 @@ from structlog.typing import FilteringBoundLogger
 from exporter import __version__, config
 from exporter.errors import ConfigError
 from exporter.logs import LEVELS, make_logger
+from exporter.memory import fix_mmap_threshold
 from exporter.sharding import Shard, ordinal_from_hostname
 
 if TYPE_CHECKING:
@@ -199,6 +200,8 @@ def main(
 ) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "check-config":
+        fix_mmap_threshold()  # long-running: big freed buffers must not stay in the heap
     if args.command == "demo":
         from exporter.demo import run_demo  # the simulator is loaded only for the demo
 

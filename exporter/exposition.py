@@ -77,10 +77,11 @@ class Body:
     gzip_prefix: bytes
     _compressor: zlib._Compress
 
-    def gzipped(self, tail: bytes = b"") -> bytes:
-        """One complete gzip stream of ``plain + tail``; compresses only ``tail``."""
+    def gzipped(self, tail: bytes = b"") -> tuple[bytes, bytes]:
+        """One complete gzip stream of ``plain + tail``, in two parts: the cached prefix
+        (not copied) and the rest; compresses only ``tail``."""
         compressor = self._compressor.copy()
-        return self.gzip_prefix + compressor.compress(tail) + compressor.flush()
+        return self.gzip_prefix, compressor.compress(tail) + compressor.flush()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +162,11 @@ class ExpositionCache:
                 self._openmetrics = (exposition, render_openmetrics(exposition))
             return self._openmetrics[1]
 
-    def payload(self, openmetrics: bool, gzipped: bool) -> tuple[str, bytes]:
-        """(content type, bytes) of a whole /metrics answer: cached part + live part."""
+    def payload(self, openmetrics: bool, gzipped: bool) -> tuple[str, tuple[bytes, ...]]:
+        """(content type, parts) of a whole /metrics answer, to be sent one after the other:
+        the cached part, never copied (megabytes at 1000 pools), then the live part."""
         body = self.body(openmetrics)
         live = self._live(openmetrics)
         if gzipped:
             return body.content_type, body.gzipped(live)
-        return body.content_type, body.plain + live
+        return body.content_type, (body.plain, live)

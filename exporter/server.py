@@ -16,7 +16,7 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -29,8 +29,9 @@ from exporter.webconfig import WebConfigFile
 
 __all__ = ["MetricsServer", "Payload", "Reload", "parse_listen_address"]
 
-#: (openmetrics, gzipped) -> (content type, bytes) of a /metrics answer.
-Payload = Callable[[bool, bool], tuple[str, bytes]]
+#: (openmetrics, gzipped) -> (content type, parts) of a /metrics answer: its bytes are the
+#: parts one after the other.
+Payload = Callable[[bool, bool], tuple[str, Sequence[bytes]]]
 #: Reloads the configuration for POST /-/reload: None when the new one is in effect, else
 #: why it was rejected (answered 400); raises when no reload can be made now (503).
 Reload = Callable[[], str | None]
@@ -264,28 +265,31 @@ class _Handler(BaseHTTPRequestHandler):
     def _metrics(self, payload: Payload, head: bool) -> None:
         openmetrics = "application/openmetrics-text" in self.headers.get("Accept", "")
         gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-        content_type, data = payload(openmetrics, gzipped)
+        content_type, parts = payload(openmetrics, gzipped)
         headers = {"Vary": "Accept, Accept-Encoding"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"
-        self._send(HTTPStatus.OK, content_type, data, head, headers)
+        self._send(HTTPStatus.OK, content_type, parts, head, headers)
 
     def _send(
         self,
         status: HTTPStatus,
         content_type: str,
-        body: bytes,
+        body: bytes | Sequence[bytes],
         head: bool,
         headers: dict[str, str] | None = None,
     ) -> None:
+        """Answer ``body``: bytes, or parts sent one after the other (not joined)."""
+        parts = (body,) if isinstance(body, bytes) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(sum(len(part) for part in parts)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
         if not head:
-            self.wfile.write(body)
+            for part in parts:
+                self.wfile.write(part)
 
     def log_message(self, format: str, *args: object) -> None:
         """Access logs are not written: scrapes would drown the poll logs."""

@@ -185,7 +185,7 @@ class TestCache:
         assert cache.body(True) is first
         assert b"modelarts_pool_jobs{" in first.plain
         assert b"# EOF" not in first.plain  # the live part brings it
-        assert cache.payload(True, False)[1].endswith(b"\n# EOF\n")
+        assert b"".join(cache.payload(True, False)[1]).endswith(b"\n# EOF\n")
         cache.publish(Snapshot(60.0, 180.0))
         second = cache.body(True)
         assert second is not first

@@ -216,8 +216,8 @@ def web_yaml(
     return "\n".join(lines) + "\n"
 
 
-def payload(openmetrics: bool, gzipped: bool) -> tuple[str, bytes]:
-    return "text/plain; version=0.0.4", gzip.compress(BODY) if gzipped else BODY
+def payload(openmetrics: bool, gzipped: bool) -> tuple[str, tuple[bytes]]:
+    return "text/plain; version=0.0.4", (gzip.compress(BODY) if gzipped else BODY,)
 
 
 @pytest.fixture

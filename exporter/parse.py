@@ -217,8 +217,9 @@ def parse_resource_specs(body: object) -> ResourceSpecs:
     for index, raw in enumerate(_array(root.get("specs", []), "$.specs")):
         spec = _spec(raw, f"$.specs[{index}]")
         specs.setdefault(spec.spec_code, spec)
+    total = _number(root.get("spec_total_count"))
     return ResourceSpecs(
-        total_count=_number(root.get("spec_total_count")),
+        total_count=None if total is None or total < 0 else total,
         specs=tuple(specs.values()),
     )
 

@@ -491,10 +491,12 @@ class TestResourceSpecs:
         assert (result.specs[0].max_nodes, result.specs[0].spec_id) == (2.0, "2")
 
     @pytest.mark.parametrize(
-        ("value", "expected"), [("2", 2.0), (" 5 ", 5.0), (3, 3.0), ("n/a", None), (None, None)]
+        ("value", "expected"),
+        [("2", 2.0), (" 5 ", 5.0), (3, 3.0), (0, 0.0), ("n/a", None), (None, None), (-1, None)],
     )
     def test_spec_total_count(self, value: object, expected: float | None) -> None:
-        """``spec_total_count`` is read from a number or a numeric string, else None."""
+        """``spec_total_count`` is read from a number or a numeric string, else None; a
+        negative count is no count."""
         body: dict[str, Any] = {"is_success": True, "specs": []}
         if value is not None:
             body["spec_total_count"] = value

@@ -85,6 +85,18 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     return parser
 
 
+def _web_config_flag(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        default=default,
+        help="TLS and basic auth for every endpoint, in the format of Prometheus' "
+        "exporter-toolkit; re-read when it changes (default: none, plain HTTP). "
+        "check-config checks it too",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelarts-exporter",
@@ -99,14 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="reload the configuration on POST /-/reload, as SIGHUP does (default: off, "
         "POST /-/reload answers 403)",
     )
-    parser.add_argument(
-        "--web.config.file",
-        dest="web_config_file",
-        metavar="PATH",
-        default=None,
-        help="TLS and basic auth for every endpoint, in the format of Prometheus' "
-        "exporter-toolkit; re-read when it changes (default: none, plain HTTP)",
-    )
+    _web_config_flag(parser, None)
     sharding = parser.add_argument_group(
         "sharding", "split the pools between several exporters, as kube-state-metrics does"
     )
@@ -133,11 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="number of shards; resource specs are polled by shard 0 (default: 1)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser(
+    check = commands.add_parser(
         "check-config",
         parents=[_common(suppress=True)],
-        help="validate the configuration, print it with secrets masked; exit 0 or 2",
+        help="validate the configuration (and --web.config.file, when given), print it with "
+        "secrets masked; exit 0 or 2",
     )
+    _web_config_flag(check, argparse.SUPPRESS)
     commands.add_parser(
         "demo",
         parents=[_common(suppress=True)],
@@ -152,6 +159,24 @@ def _load(path: str) -> config.Config | None:
     except ConfigError as exc:
         print(f"modelarts-exporter: invalid configuration: {exc}", file=sys.stderr)
         return None
+
+
+def _check_config(path: str, web_path: str | None) -> int:
+    """Print the config, and the web config when given, as read and masked; 0 or 2."""
+    cfg = _load(path)
+    if cfg is None:
+        return EXIT_CONFIG
+    documents: list[object] = [config.redacted(cfg)]
+    if web_path is not None:
+        from exporter import webconfig
+
+        try:
+            documents.append(webconfig.redacted(webconfig.load(web_path).config))
+        except ConfigError as exc:
+            print(f"modelarts-exporter: invalid web configuration: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    print(yaml.safe_dump_all(documents, sort_keys=False), end="")
+    return 0
 
 
 def _web_config(path: str | None, log: FilteringBoundLogger) -> WebConfigFile | None:
@@ -208,11 +233,7 @@ def main(
         log = make_logger(args.log_level, args.log_format)
         return run_demo(args.listen_address, log)
     if args.command == "check-config":
-        cfg = _load(args.config_file)
-        if cfg is None:
-            return EXIT_CONFIG
-        print(yaml.safe_dump(config.redacted(cfg), sort_keys=False), end="")
-        return 0
+        return _check_config(args.config_file, args.web_config_file)
     shard = _shard(parser, args, hostname)
     # A SIGHUP (reload) before the exporter handles it must not end the process.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

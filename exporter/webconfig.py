@@ -43,7 +43,15 @@ from structlog.typing import FilteringBoundLogger
 from exporter.config import _Section, _string
 from exporter.errors import ConfigError
 
-__all__ = ["TlsServerConfig", "WebConfig", "WebConfigFile", "WebGuard", "load", "parse"]
+__all__ = [
+    "TlsServerConfig",
+    "WebConfig",
+    "WebConfigFile",
+    "WebGuard",
+    "load",
+    "parse",
+    "redacted",
+]
 
 TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -188,6 +196,24 @@ def parse(data: object, directory: Path) -> WebConfig:
         tls=root.take("tls_server_config", lambda v, p: _tls(v, p, directory), None),
         users=root.take("basic_auth_users", _users, {}),
     )
+
+
+def redacted(config: WebConfig) -> dict[str, object]:
+    """The config as ``check-config`` prints it: file names as resolved, users without their
+    hashes (a bcrypt hash can still be attacked offline)."""
+    shown: dict[str, object] = {}
+    tls = config.tls
+    if tls is not None:
+        version = next(name for name, v in TLS_VERSIONS.items() if v == tls.min_version)
+        shown["tls_server_config"] = {
+            "cert_file": str(tls.cert_file),
+            "key_file": str(tls.key_file),
+            "min_version": version,
+            "client_auth_type": tls.client_auth_type,
+            "client_ca_file": None if tls.client_ca_file is None else str(tls.client_ca_file),
+        }
+    shown["basic_auth_users"] = {name: "<bcrypt hash>" for name in config.users}
+    return shown
 
 
 # ---------------------------------------------------------------------------- loading

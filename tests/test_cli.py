@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bcrypt
 import yaml
 
 from exporter import __version__
@@ -90,6 +91,38 @@ class TestCheckConfig:
         result = run(f"--config.file={path}")
         assert result.returncode == 2
         assert "targets[0].typo_key: unknown key" in result.stderr
+
+    def test_web_config_is_checked_and_printed_without_hashes(self, tmp_path: Path) -> None:
+        """With --web.config.file (after the command or before it) check-config also reads
+        the web config and prints it as a second YAML document, user names without hashes."""
+        path = write_config(tmp_path, GOOD)
+        hashed = bcrypt.hashpw(b"scrape-password", bcrypt.gensalt(4)).decode()
+        web = tmp_path / "web.yml"
+        web.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+        env = {"HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
+        for args in (
+            ("check-config", f"--config.file={path}", f"--web.config.file={web}"),
+            (f"--web.config.file={web}", "check-config", f"--config.file={path}"),
+        ):
+            result = run(*args, env=env)
+            assert result.returncode == 0, result.stderr
+            config, web_config = yaml.safe_load_all(result.stdout)
+            assert config["targets"][0]["pools"] == ["pool-a"]
+            assert web_config == {"basic_auth_users": {"prometheus": "<bcrypt hash>"}}
+            assert hashed[7:] not in result.stdout + result.stderr
+
+    def test_bad_web_config_exits_2_naming_the_key(self, tmp_path: Path) -> None:
+        """A web config naming a certificate that is not there exits 2 with its key."""
+        path = write_config(tmp_path, GOOD)
+        web = tmp_path / "web.yml"
+        web.write_text("tls_server_config:\n  cert_file: gone.crt\n  key_file: gone.key\n")
+        env = {"HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
+        result = run("check-config", f"--config.file={path}", f"--web.config.file={web}", env=env)
+        assert result.returncode == 2
+        assert "invalid web configuration: tls_server_config.cert_file: cannot read" in (
+            result.stderr
+        )
+        assert result.stdout == ""
 
     def test_missing_file_exits_2(self, tmp_path: Path) -> None:
         """A config file that does not exist exits 2 and names the file."""

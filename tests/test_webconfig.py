@@ -320,6 +320,30 @@ class TestParse:
         assert info.value.path == "basic_auth_users.alice"
         assert PASSWORD not in str(info.value)
 
+    def test_redacted_shows_tls_as_read_and_users_without_hashes(self, tmp_path: Path) -> None:
+        """What check-config prints: resolved file names, the TLS version by its name, user
+        names with a placeholder for the hash."""
+        hashed = bcrypt_hash(PASSWORD)
+        data = {
+            "tls_server_config": {
+                "cert_file": "s.crt",
+                "key_file": "s.key",
+                "min_version": "TLS13",
+            },
+            "basic_auth_users": {"alice": hashed},
+        }
+        shown = webconfig.redacted(webconfig.parse(data, tmp_path))
+        assert shown == {
+            "tls_server_config": {
+                "cert_file": str(tmp_path / "s.crt"),
+                "key_file": str(tmp_path / "s.key"),
+                "min_version": "TLS13",
+                "client_auth_type": "NoClientCert",
+                "client_ca_file": None,
+            },
+            "basic_auth_users": {"alice": "<bcrypt hash>"},
+        }
+
     def test_an_empty_file_protects_nothing(self) -> None:
         """An empty web config means plain HTTP without auth, as in exporter-toolkit."""
         assert webconfig.parse(None, Path()) == WebConfig()

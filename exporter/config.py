@@ -14,15 +14,16 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
 from exporter.errors import ConfigError
+from exporter.sections import Section, join_path, string
 
 __all__ = [
     "DEFAULT_ACCESS_KEY_ENV",
@@ -60,9 +61,7 @@ def default_burst(requests_per_second: float) -> int:
 
 DEFAULT_BURST = default_burst(DEFAULT_REQUESTS_PER_SECOND)
 
-_MISSING: Any = object()
 _NONE: tuple[str, ...] = ()
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -220,18 +219,6 @@ def _positive_number(value: object, path: str) -> float:
     return float(value)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _string(value: object, path: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(path, "expected a non-empty string")
-    if _SURROGATE.search(value):
-        # YAML's "\ud800" escape: such a string cannot be a label value (or sent at all).
-        raise ConfigError(path, "contains a lone surrogate, which UTF-8 cannot encode")
-    return value.strip()
-
-
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -260,60 +247,14 @@ def _expand_tree(node: object, environ: Mapping[str, str], path: str) -> object:
     if isinstance(node, list):
         return [_expand_tree(v, environ, f"{path}[{i}]") for i, v in enumerate(node)]
     if isinstance(node, dict):
-        return {k: _expand_tree(v, environ, _join(path, str(k))) for k, v in node.items()}
+        return {k: _expand_tree(v, environ, join_path(path, str(k))) for k, v in node.items()}
     return node
-
-
-def _join(path: str, key: str) -> str:
-    key = key or '""'  # an empty key must still show in the path
-    return f"{path}.{key}" if path else key
-
-
-class _Section:
-    """A mapping being read with its key path. Keys outside ``keys`` are refused before any
-    value is read, so a misspelt key is reported as such, not as a missing default."""
-
-    def __init__(self, data: object, path: str, keys: Collection[str]) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(path or "(top level)", "expected a mapping")
-        self.data: dict[Any, Any] = data
-        self.path = path
-        self.only(keys)
-
-    def only(self, keys: Collection[str]) -> None:
-        """Refuse every key not in ``keys``. A key with a ':' in it is shown only up to the
-        ':': ``secret_key:VALUE`` (no space after the colon) is one YAML key, with the
-        secret in it."""
-        for key in self.data:
-            if key not in keys:
-                name, colon, _ = str(key).partition(":")
-                if colon:
-                    raise ConfigError(
-                        self.at(name),
-                        "unknown key: a ':' without a space after it (the rest is not shown)",
-                    )
-                raise ConfigError(self.at(str(key)), "unknown key")
-
-    def at(self, key: str) -> str:
-        return _join(self.path, key)
-
-    def take(self, key: str, convert: Callable[[object, str], T], default: T = _MISSING) -> T:
-        if key not in self.data or self.data[key] is None:
-            if default is _MISSING:
-                raise ConfigError(self.at(key), "is required")
-            return default
-        return convert(self.data[key], self.at(key))
-
-    def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
 
 
 def _string_list(value: object, path: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ConfigError(path, "expected a list of strings")
-    items = tuple(_string(v, f"{path}[{i}]") for i, v in enumerate(value))
+    items = tuple(string(v, f"{path}[{i}]") for i, v in enumerate(value))
     for i, item in enumerate(items):
         if item in items[:i]:
             raise ConfigError(f"{path}[{i}]", f"duplicate value {item!r}")
@@ -335,9 +276,9 @@ def _secret(value: object, path: str, ctx: _Context) -> Secret:
     """A literal string, ``{env: NAME}`` or ``{file: PATH}`` (trailing newline dropped)."""
     if isinstance(value, str) and value.strip():
         return _checked(Secret(value.strip(), "config file"), path)
-    section = _Section(value, path, ("env", "file"))
-    env = section.take("env", _string, "")
-    file = section.take("file", _string, "")
+    section = Section(value, path, ("env", "file"))
+    env = section.take("env", string, "")
+    file = section.take("file", string, "")
     if bool(env) == bool(file):
         raise ConfigError(path, "give a string, or exactly one of 'env' or 'file'")
     if env:
@@ -378,8 +319,8 @@ _PASSWORD_KEYS = ("user", "password", "domain")
 
 
 def _credentials(value: object, path: str, ctx: _Context) -> Credentials:
-    section = _Section(value, path, ("type", *_AKSK_KEYS, *_PASSWORD_KEYS))
-    kind = section.take("type", _string, "aksk")
+    section = Section(value, path, ("type", *_AKSK_KEYS, *_PASSWORD_KEYS))
+    kind = section.take("type", string, "aksk")
     if kind == "aksk":
         section.only(("type", *_AKSK_KEYS))
         access = section.take("access_key", _raw, _default_env(DEFAULT_ACCESS_KEY_ENV))
@@ -398,9 +339,9 @@ def _credentials(value: object, path: str, ctx: _Context) -> Credentials:
         )
     if kind == "password":
         section.only(("type", *_PASSWORD_KEYS))
-        user = section.take("user", _string)
+        user = section.take("user", string)
         password = section.take("password", lambda v, p: _secret(v, p, ctx))
-        domain = section.take("domain", _string)
+        domain = section.take("domain", string)
         return PasswordCredentials(user=user, password=password, domain=domain)
     raise ConfigError(section.at("type"), f"expected 'aksk' or 'password', got {kind!r}")
 
@@ -421,14 +362,14 @@ def _project_id(value: object, path: str) -> str:
 
 
 def _region(value: object, path: str) -> str:
-    text = _string(value, path)
+    text = string(value, path)
     if not _REGION.match(text):
         raise ConfigError(path, f"expected a region id like cn-north-4, got {text!r}")
     return text
 
 
 def _url(value: object, path: str) -> str:
-    text = _string(value, path).rstrip("/")
+    text = string(value, path).rstrip("/")
     try:
         parts = urlsplit(text)
         host = parts.hostname
@@ -451,7 +392,7 @@ def iam_endpoint(region: str) -> str:
 
 
 def _job_types(value: object, path: str) -> tuple[str, ...]:
-    return _Section(value, path, ("job_types",)).take("job_types", _string_list, _NONE)
+    return Section(value, path, ("job_types",)).take("job_types", _string_list, _NONE)
 
 
 #: Pool discovery is refreshed this often unless configured (or poll_interval, if longer).
@@ -477,12 +418,12 @@ def _word(value: object, path: str) -> str:
         return "0"
     if isinstance(value, int | float) and not isinstance(value, bool):
         raise ConfigError(path, f'expected a string; quote it, e.g. "{value}"')
-    return _string(value, path)
+    return string(value, path)
 
 
 def _discovery(value: object, path: str, poll_interval: float) -> Discovery:
     keys = ("workspace_id", "status", "label_selector", "include", "exclude", "refresh_interval")
-    section = _Section(value, path, keys)
+    section = Section(value, path, keys)
     refresh = section.take(
         "refresh_interval", parse_duration, max(DEFAULT_REFRESH_INTERVAL, poll_interval)
     )
@@ -524,7 +465,7 @@ class _TargetDefaults:
 
 
 def _target(value: object, path: str, ctx: _Context, defaults: _TargetDefaults) -> Target:
-    section = _Section(value, path, _TARGET_KEYS)
+    section = Section(value, path, _TARGET_KEYS)
     project_id = section.take("project_id", _project_id)
     region = section.take("region", _region)
     rate = section.take("requests_per_second", _positive_number, defaults.requests_per_second)
@@ -568,7 +509,7 @@ def _targets(
 
 
 def _retry(value: object, path: str) -> RetryPolicy:
-    section = _Section(value, path, ("max_attempts", "initial_backoff", "max_backoff"))
+    section = Section(value, path, ("max_attempts", "initial_backoff", "max_backoff"))
     default = RetryPolicy()
     policy = RetryPolicy(
         max_attempts=section.take("max_attempts", _positive_int, default.max_attempts),
@@ -603,7 +544,7 @@ def parse(
 ) -> Config:
     """Validate a decoded YAML document; raise ``ConfigError`` naming the first bad key."""
     ctx = _Context(environ=environ, read_file=read_file)
-    root = _Section(_expand_tree(data, environ, ""), "", _TOP_LEVEL_KEYS)
+    root = Section(_expand_tree(data, environ, ""), "", _TOP_LEVEL_KEYS)
     interval = root.take("poll_interval", parse_duration, 60.0)
     max_concurrency = root.take("max_concurrency", _positive_int, 8)
     rate = root.take("requests_per_second", _positive_number, DEFAULT_REQUESTS_PER_SECOND)

@@ -40,8 +40,8 @@ import bcrypt
 import yaml
 from structlog.typing import FilteringBoundLogger
 
-from exporter.config import _Section, _string
 from exporter.errors import ConfigError
+from exporter.sections import Section, string
 
 __all__ = [
     "TlsServerConfig",
@@ -129,14 +129,14 @@ def _one_of(choices: Mapping[str, Any]) -> Callable[[object, str], str]:
     return convert
 
 
-def _section(data: object, path: str, keys: tuple[str, ...]) -> _Section:
-    """``_Section``, but an exporter-toolkit key this exporter lacks is named as such."""
+def _section(data: object, path: str, keys: tuple[str, ...]) -> Section:
+    """``Section``, but an exporter-toolkit key this exporter lacks is named as such."""
     if isinstance(data, dict):
         for key in data:
             if key in _TOOLKIT_ONLY[path]:
                 where = f"{path}.{key}" if path else str(key)
                 raise ConfigError(where, "not supported by this exporter")
-    return _Section(data, path, keys)
+    return Section(data, path, keys)
 
 
 def _tls(value: object, path: str, directory: Path) -> TlsServerConfig:
@@ -144,7 +144,7 @@ def _tls(value: object, path: str, directory: Path) -> TlsServerConfig:
     section = _section(value, path, keys)
 
     def file(value: object, path: str) -> Path:
-        return directory / _string(value, path)
+        return directory / string(value, path)
 
     client_auth = section.data.get("client_auth_type")
     if client_auth in _UNVERIFIED_CLIENT_AUTH:

@@ -208,6 +208,10 @@ class _Wiring:
         )
         return _Wired(target, poller, tuple(clients))
 
+#: Threads of the process's worker pool; with the main thread and the HTTP server's, the
+#: process never has more threads than this + 2 (and one per open scrape connection).
+WORKER_THREADS = 4
+
 
 @dataclass
 class Exporter:
@@ -443,6 +447,11 @@ async def run(
         await exporter.close()
         return 1
     loop = asyncio.get_running_loop()
+    # Renders, reloads and name lookups run in worker threads: a fixed few, not the default
+    # pool that grows up to min(32, CPUs + 4) threads on a large node.
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="worker")
+    )
 
     def stop_on(sig: signal.Signals) -> None:
         """The first SIGTERM/SIGINT stops the exporter; later ones change nothing."""

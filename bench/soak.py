@@ -9,18 +9,24 @@ sockets every 0.1 s: ``STATIC`` (eight listed pools, train and inference specs) 
   401, 403, connection resets, malformed JSON, wrong types, oversized bodies, the
   ``statics``/``string_counts``/``is_success: false`` variants, a pool that answers 404, and
   discovered pools appearing and disappearing;
-- **reloads**: SIGHUP every few seconds, alternating two valid configs (a pool more or less),
+- **reloads**: SIGHUP every 5 s or so, alternating two valid configs (a pool more or less),
   every third one an invalid config that must be refused;
 - **scrapes**: every 20 ms, mostly keep-alive gzip /metrics, also new connections,
   OpenMetrics, /readyz, /healthz, HEAD, malformed request lines and clients that hang up
   without asking. Every answer must be the expected one.
 
 After the warm-up and at the end the faults and scrapes pause for a few clean cycles and the
-exporter's RSS (VmRSS), open file descriptors and threads are read. Passes when RSS grew by
-less than 5 MB, descriptors did not grow, threads did not grow beyond the worker pool's
-fixed size (its threads start when first needed), every scrape got its answer, the log
-holds no traceback, no ``exception`` entry and no non-JSON line, and SIGTERM ends the process
-with exit code 0. Exit status 0 on a pass, 1 otherwise.
+exporter's RSS (VmRSS), open file descriptors and threads are read. Passes when:
+
+- RSS grew by less than 5 MB, and open file descriptors did not grow;
+- threads stayed within the exporter's fixed ``MAX_THREADS`` (its worker pools start their
+  threads when first needed, so a count below it may rise to it);
+- every scrape got the expected answer;
+- the log shows every valid reload applied and every invalid one refused, and holds no
+  traceback, no ``exception`` entry and no non-JSON line;
+- SIGTERM ends the process with exit code 0.
+
+Exit status 0 on a pass, 1 otherwise. A stuck exporter fails it too (deadlines).
 
     .venv/bin/python bench/soak.py [--cycles 2000] [--warm-up 300] [--seed 1]
 
@@ -50,7 +56,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.app import WORKER_THREADS
+from exporter.app import MAX_THREADS
 from exporter.simulator import Fault, Simulator, default_specs
 
 STATIC = "50a650a650a650a650a650a650a650a6"
@@ -63,9 +69,6 @@ JOB_TYPES = ("train", "inference")
 APIS = ("workloads", "specs", "pools")
 INTERVAL = 0.1
 MAX_RSS_GROWTH_MB = 5.0
-#: Threads of a quiet exporter at most: main, HTTP server and the fixed worker pool, which
-#: starts its threads as they are first needed (so reaching this is not growth).
-THREAD_CAP = 2 + WORKER_THREADS
 SCRAPE_EVERY = 0.02
 RELOAD_EVERY = 5.0
 #: Log events that mean code failed where it must not (they carry ``exception`` too).
@@ -126,9 +129,9 @@ class Faults:
         }
 
     def _pool_gone(self) -> Callable[[], None]:
-        pool = self.rng.choice(STATIC_POOLS)
-        self.simulator.remove_pool(STATIC, pool)
-        return lambda: self.simulator.set_pool(STATIC, pool, counts(3))
+        index = self.rng.randrange(len(STATIC_POOLS))
+        self.simulator.remove_pool(STATIC, STATIC_POOLS[index])
+        return lambda: self.simulator.set_pool(STATIC, STATIC_POOLS[index], counts(index))
 
     def _churn(self) -> None:
         pool = self.rng.choice(CHURNING_POOLS)
@@ -291,7 +294,7 @@ class Scraper:
             self._idle.clear()
             try:
                 self._one()
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - a failed scrape is a finding, not a stop
                 self.failures.append(f"{type(exc).__name__}: {exc}")
                 self._close()
             time.sleep(SCRAPE_EVERY)
@@ -300,7 +303,8 @@ class Scraper:
 
     def pause(self) -> None:
         self.paused.set()
-        self._idle.wait(timeout=10)
+        if not self._idle.wait(timeout=10):
+            raise RuntimeError("the scraper did not pause within 10 s")
 
     def _close(self) -> None:
         if self._kept is not None:
@@ -321,8 +325,10 @@ class Scraper:
         elif roll < 0.8:
             accept = "application/openmetrics-text; version=1.0.0"
             self._fresh("metrics-openmetrics", "GET", "/metrics", {"Accept": accept}, 200)
-        elif roll < 0.85:
+        elif roll < 0.83:
             self._fresh("readyz", "GET", "/readyz", {}, 200)
+        elif roll < 0.85:
+            self._fresh("healthz", "GET", "/healthz", {}, 200)
         elif roll < 0.9:
             self._fresh("head-landing", "HEAD", "/", {}, 200)
         elif roll < 0.95:
@@ -374,14 +380,18 @@ class Soak:
     faults: Faults
     rng: random.Random
     reloads: Counter[str] = field(default_factory=Counter)
-    _variant: int = 0
+    _variant: int = 1  # the exporter starts with variant 0: the first reload changes it
     _next_reload: float = 0.0
 
     def until(self, cycles: float, kinds: list[str]) -> None:
-        """Faults (``kinds`` first, in order, then random ones) and reloads until ``cycles``."""
+        """Faults (every one of ``kinds``, in order, then random ones) and reloads until
+        ``cycles``; fails when the exporter does not get there in 3 x the time it needs."""
         names = list(self.faults.kinds())
         queue = list(kinds)
-        while self.exporter.cycles() < cycles:
+        deadline = self._deadline(cycles - self.exporter.cycles())
+        while queue or self.exporter.cycles() < cycles:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the exporter did not reach {cycles:.0f} cycles in time")
             self.faults.inject(queue.pop(0) if queue else self.rng.choice(names))
             time.sleep(self.rng.uniform(0.2, 1.5))
             self.faults.clear()
@@ -408,7 +418,10 @@ class Soak:
         self.scraper.pause()
         self.faults.clear()
         start = self.exporter.cycles()
+        deadline = self._deadline(3)
         while self.exporter.cycles() < start + 3:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the exporter did not finish 3 clean cycles in time")
             time.sleep(INTERVAL)
         time.sleep(0.5)  # connection threads of the last scrapes end
         rss, fds, threads = self.exporter.resources()
@@ -416,34 +429,58 @@ class Soak:
         self.scraper.paused.clear()
         return rss, fds, threads, cycles
 
+    @staticmethod
+    def _deadline(cycles: float) -> float:
+        """When ``cycles`` more cycles are overdue: 3 x their time, plus 30 s (refusal
+        backoffs, a busy machine)."""
+        return time.monotonic() + 3 * cycles * INTERVAL + 30
 
-def check_log(log: Path) -> tuple[list[str], Counter[str]]:
-    """Problems in the exporter's output, and its entries by level."""
-    problems: list[str] = []
-    levels: Counter[str] = Counter()
+
+@dataclass
+class LogSummary:
+    """What the exporter's output says: ``problems`` (crashes, tracebacks, non-JSON lines),
+    entries by level and by event."""
+
+    problems: list[str] = field(default_factory=list)
+    levels: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+
+
+def check_log(log: Path) -> LogSummary:
+    summary = LogSummary()
     for number, line in enumerate(log.read_text().splitlines(), 1):
         try:
             entry = json.loads(line)
         except ValueError:
-            problems.append(f"line {number} is not a JSON log entry: {line[:200]}")
+            summary.problems.append(f"line {number} is not a JSON log entry: {line[:200]}")
             continue
-        levels[entry.get("level", "?")] += 1
+        summary.levels[entry.get("level", "?")] += 1
+        summary.events[entry.get("event", "?")] += 1
         if "exception" in entry or entry.get("event") in CRASH_EVENTS:
-            problems.append(f"line {number}: {line[:500]}")
-    return problems, levels
+            summary.problems.append(f"line {number}: {line[:500]}")
+    return summary
 
 
 def tally(counter: Counter[str]) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(counter.items()))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cycles", type=int, default=2000, help="cycles after the warm-up")
-    parser.add_argument("--warm-up", type=int, default=300, help="cycles before the baseline")
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
+Sample = tuple[float, int, int, float]  # RSS (MB), open fds, threads, cycles so far
+
+
+@dataclass
+class Result:
+    before: Sample
+    after: Sample
+    peak_mb: float
+    seconds: float
+    errors: Counter[str]
+    exit_code: int
+    soak: Soak
+    log: LogSummary
+
+
+def simulator_with_data() -> Simulator:
     simulator = Simulator(access_keys={AK: SK}, max_recorded_requests=10)
     for index, pool in enumerate(STATIC_POOLS):
         simulator.set_pool(STATIC, pool, counts(index))
@@ -451,7 +488,13 @@ def main() -> int:
         simulator.set_pool(DISCOVERED, pool, counts(index))
     for job_type in JOB_TYPES:
         simulator.set_specs(STATIC, job_type, default_specs(job_type))
+    return simulator
+
+
+def run(cycles: int, warm_up: int, rng: random.Random) -> Result:
+    """Warm up (every fault kind once), sample, soak ``cycles`` more, sample, stop."""
     started = time.monotonic()
+    simulator = simulator_with_data()
     with simulator, tempfile.TemporaryDirectory() as tmp:
         config, log = Path(tmp, "config.json"), Path(tmp, "exporter.log")
         write_config(config, simulator.port, 0)
@@ -462,56 +505,77 @@ def main() -> int:
             scraping.start()
             faults = Faults(simulator, rng)
             soak = Soak(simulator, exporter, config, scraper, faults, rng)
-            soak.until(args.warm_up, list(faults.kinds()))
-            rss0, fds0, threads0, cycles0 = soak.settle()
+            soak.until(warm_up, list(faults.kinds()))
+            before = soak.settle()
+            rss, fds, threads, done = before
             print(
-                f"baseline after {cycles0:.0f} cycles: RSS {rss0:.1f} MB, "
-                f"open fds {fds0}, threads {threads0}",
+                f"baseline after {done:.0f} cycles: RSS {rss:.1f} MB, "
+                f"open fds {fds}, threads {threads}",
                 flush=True,
             )
-            soak.until(cycles0 + args.cycles, [])
-            rss1, fds1, threads1, cycles1 = soak.settle()
+            soak.until(done + cycles, [])
+            after = soak.settle()
             peak = exporter.status("VmHWM") / 1024
             errors = exporter.errors()
             scraper.stop.set()
             scraping.join(timeout=10)
+            if scraping.is_alive():
+                scraper.failures.append("the scraper thread did not stop")
             exporter.process.send_signal(signal.SIGTERM)
             exit_code = exporter.process.wait(timeout=10)
-        problems, levels = check_log(log)
-    elapsed = time.monotonic() - started
+        summary = check_log(log)
+    return Result(before, after, peak, time.monotonic() - started, errors, exit_code, soak, summary)
+
+
+def report(result: Result) -> list[str]:
+    """Print the figures; return what failed."""
+    (rss0, fds0, threads0, cycles0), (rss1, fds1, threads1, cycles1) = result.before, result.after
+    soak, scraper, log = result.soak, result.soak.scraper, result.log
     growth = rss1 - rss0
     print(
         f"{cycles1 - cycles0:.0f} cycles after the baseline ({cycles1:.0f} in all), "
-        f"{elapsed:.0f} s\n"
-        f"RSS {rss0:.1f} -> {rss1:.1f} MB ({growth:+.1f} MB, peak {peak:.1f} MB); "
+        f"{result.seconds:.0f} s\n"
+        f"RSS {rss0:.1f} -> {rss1:.1f} MB ({growth:+.1f} MB, peak {result.peak_mb:.1f} MB); "
         f"open fds {fds0} -> {fds1}; threads {threads0} -> {threads1}\n"
-        f"faults injected: {sum(faults.injected.values())} "
-        f"({tally(faults.injected)})\n"
-        f"failed polls the exporter counted: {sum(errors.values())} "
-        f"({tally(errors)})\n"
-        f"reloads: {soak.reloads['valid']} valid, {soak.reloads['invalid']} invalid\n"
+        f"faults injected: {sum(soak.faults.injected.values())} "
+        f"({tally(soak.faults.injected)})\n"
+        f"failed polls the exporter counted: {sum(result.errors.values())} "
+        f"({tally(result.errors)})\n"
+        f"reloads: {soak.reloads['valid']} valid, {soak.reloads['invalid']} invalid; "
+        f"logged: {log.events['config_reloaded']} config_reloaded, "
+        f"{log.events['config_reload_failed']} config_reload_failed\n"
         f"requests to the exporter: {sum(scraper.done.values())} "
         f"({tally(scraper.done)}); "
         f"slowest keep-alive /metrics {1000 * scraper.slowest:.1f} ms\n"
-        f"log entries by level: {dict(sorted(levels.items()))}; exit code {exit_code}",
+        f"log entries by level: {dict(sorted(log.levels.items()))}; "
+        f"exit code {result.exit_code}",
         flush=True,
     )
-    failed = [
-        *(
-            [f"RSS grew {growth:.1f} MB (limit {MAX_RSS_GROWTH_MB} MB)"]
-            if growth >= MAX_RSS_GROWTH_MB
-            else []
+    checks = [
+        (growth < MAX_RSS_GROWTH_MB, f"RSS grew {growth:.1f} MB (limit {MAX_RSS_GROWTH_MB} MB)"),
+        (fds1 <= fds0, f"open fds grew {fds0} -> {fds1}"),
+        (
+            max(threads0, threads1) <= MAX_THREADS,
+            f"threads {threads0} -> {threads1}: more than the exporter's {MAX_THREADS}",
         ),
-        *([f"open fds grew {fds0} -> {fds1}"] if fds1 > fds0 else []),
-        *(
-            [f"threads grew {threads0} -> {threads1} (worker pool: {THREAD_CAP} at most)"]
-            if threads1 > max(threads0, THREAD_CAP)
-            else []
+        (result.exit_code == 0, f"SIGTERM: exit code {result.exit_code}"),
+        (
+            log.events["config_reloaded"] == soak.reloads["valid"]
+            and log.events["config_reload_failed"] == soak.reloads["invalid"],
+            "the log does not show every valid reload applied and every invalid one refused",
         ),
-        *([f"SIGTERM: exit code {exit_code}"] if exit_code != 0 else []),
-        *scraper.failures[:20],
-        *problems[:20],
+        (sum(scraper.done.values()) > 0, "no request to the exporter was answered"),
     ]
+    return [problem for ok, problem in checks if not ok] + scraper.failures[:20] + log.problems[:20]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cycles", type=int, default=2000, help="cycles after the warm-up")
+    parser.add_argument("--warm-up", type=int, default=300, help="cycles before the baseline")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    failed = report(run(args.cycles, args.warm_up, random.Random(args.seed)))
     for problem in failed:
         print(f"FAIL: {problem}")
     print("FAIL" if failed else "PASS")

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import httpx
 from structlog.typing import FilteringBoundLogger
@@ -208,9 +209,16 @@ class _Wiring:
         )
         return _Wired(target, poller, tuple(clients))
 
-#: Threads of the process's worker pool; with the main thread and the HTTP server's, the
-#: process never has more threads than this + 2 (and one per open scrape connection).
+
+T = TypeVar("T")
+
+#: Threads of the event loop's default pool, which does the name lookups of new
+#: connections: a fixed few, not asyncio's default of up to min(32, CPUs + 4).
 WORKER_THREADS = 4
+#: Threads in all: main, HTTP server, the exporter's own worker (renders and config
+#: loads, so that a slow name lookup never holds them up) and the default pool; plus one
+#: per open connection to /metrics.
+MAX_THREADS = 3 + WORKER_THREADS
 
 
 @dataclass
@@ -223,6 +231,11 @@ class Exporter:
     config: Config
     _wiring: _Wiring
     _wired: dict[str, _Wired]
+    _worker: concurrent.futures.ThreadPoolExecutor
+
+    async def in_worker(self, function: Callable[[], T]) -> T:
+        """``function()`` in the exporter's own worker thread (renders, config loads)."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, function)
 
     @property
     def clients(self) -> list[httpx.AsyncClient]:
@@ -270,6 +283,7 @@ class Exporter:
 
     async def close(self) -> None:
         await _close(self.clients)
+        self._worker.shutdown(wait=False, cancel_futures=True)
 
 
 async def _close(clients: Iterable[httpx.AsyncClient]) -> None:
@@ -300,9 +314,10 @@ def build(
     loaded = ConfigStatus(last_success=clock.wall())
     initial = Snapshot(config.poll_interval, config.stale_after, shard=identity, config=loaded)
     cache = ExpositionCache(initial, clock.wall, process_metrics())
+    worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="exporter-worker")
 
     async def publish(snapshot: Snapshot) -> None:
-        await asyncio.to_thread(cache.publish, snapshot)
+        await asyncio.get_running_loop().run_in_executor(worker, cache.publish, snapshot)
 
     poller = Poller(
         [w.poller for w in wired.values()],
@@ -315,7 +330,7 @@ def build(
         log=log,
         shard=identity,
     )
-    return Exporter(poller, cache, config, wiring, wired)
+    return Exporter(poller, cache, config, wiring, wired, worker)
 
 
 class Reloader:
@@ -350,7 +365,7 @@ class Reloader:
             if self._closed:
                 raise RuntimeError(STOPPING)
             try:
-                config = await asyncio.to_thread(load_config, self._path)
+                config = await self._exporter.in_worker(partial(load_config, self._path))
             except ConfigError as exc:
                 self._log.error(
                     "config_reload_failed", file=self._path, key=exc.path, error=str(exc)
@@ -447,10 +462,8 @@ async def run(
         await exporter.close()
         return 1
     loop = asyncio.get_running_loop()
-    # Renders, reloads and name lookups run in worker threads: a fixed few, not the default
-    # pool that grows up to min(32, CPUs + 4) threads on a large node.
     loop.set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="worker")
+        concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="lookup")
     )
 
     def stop_on(sig: signal.Signals) -> None:

@@ -161,6 +161,10 @@ def _load(path: str) -> config.Config | None:
         return None
 
 
+def _invalid_web_config(error: ConfigError) -> None:
+    print(f"modelarts-exporter: invalid web configuration: {error}", file=sys.stderr)
+
+
 def _check_config(path: str, web_path: str | None) -> int:
     """Print the config, and the web config when given, as read and masked; 0 or 2."""
     cfg = _load(path)
@@ -173,7 +177,7 @@ def _check_config(path: str, web_path: str | None) -> int:
         try:
             documents.append(webconfig.redacted(webconfig.load(web_path).config))
         except ConfigError as exc:
-            print(f"modelarts-exporter: invalid web configuration: {exc}", file=sys.stderr)
+            _invalid_web_config(exc)
             return EXIT_CONFIG
     print(yaml.safe_dump_all(documents, sort_keys=False), end="")
     return 0
@@ -188,7 +192,7 @@ def _web_config(path: str | None, log: FilteringBoundLogger) -> WebConfigFile | 
     try:
         return WebConfigFile(path, log)
     except ConfigError as exc:
-        print(f"modelarts-exporter: invalid web configuration: {exc}", file=sys.stderr)
+        _invalid_web_config(exc)
         raise SystemExit(EXIT_CONFIG) from None
 
 
@@ -225,8 +229,8 @@ def main(
 ) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "check-config":
-        fix_mmap_threshold()  # long-running: big freed buffers must not stay in the heap
+    # Long-running commands: big freed buffers must not stay in the heap (exporter.memory).
+    mmap_threshold_fixed = args.command != "check-config" and fix_mmap_threshold()
     if args.command == "demo":
         from exporter.demo import run_demo  # the simulator is loaded only for the demo
 
@@ -241,6 +245,7 @@ def main(
     if cfg is None:
         return EXIT_CONFIG
     log = _logger(args.log_level, args.log_format, cfg)
+    log.debug("malloc_tuned", mmap_threshold_fixed=mmap_threshold_fixed)
     web = _web_config(args.web_config_file, log)
     from exporter.app import run  # imported late so that --version and errors stay fast
 

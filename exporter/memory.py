@@ -16,19 +16,20 @@ import ctypes
 import os
 from collections.abc import Callable, Mapping
 
-__all__ = ["MMAP_THRESHOLD", "fix_mmap_threshold"]
+__all__ = ["MMAP_THRESHOLD", "fix_mmap_threshold", "glibc_mallopt"]
 
 #: ``M_MMAP_THRESHOLD`` of glibc's ``mallopt``.
 _M_MMAP_THRESHOLD = -3
 #: glibc's own starting value: blocks this large or larger are mmapped.
 MMAP_THRESHOLD = 128 * 1024
 _ENVIRONMENT_KEY = "MALLOC_MMAP_THRESHOLD_"
+_TUNABLE = "glibc.malloc.mmap_threshold"
 
 #: ``mallopt(param, value) -> 1 on success``, or None where there is none.
 Mallopt = Callable[[int, int], int]
 
 
-def _glibc_mallopt() -> Mallopt | None:
+def glibc_mallopt() -> Mallopt | None:
     """glibc's ``mallopt``; None with another C library (musl, macOS)."""
     try:
         libc = ctypes.CDLL(None)
@@ -41,14 +42,16 @@ def _glibc_mallopt() -> Mallopt | None:
 
 def fix_mmap_threshold(
     environ: Mapping[str, str] | None = None,
-    find_mallopt: Callable[[], Mallopt | None] = _glibc_mallopt,
+    find_mallopt: Callable[[], Mallopt | None] = glibc_mallopt,
 ) -> bool:
     """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD`; whether it was set.
 
-    Nothing is done where ``MALLOC_MMAP_THRESHOLD_`` is set in ``environ`` (the process's
-    environment by default; the operator's own value applies), or without glibc.
+    Nothing is done where ``environ`` (the process's environment by default) sets the
+    threshold itself, in ``MALLOC_MMAP_THRESHOLD_`` or ``GLIBC_TUNABLES``: the operator's
+    value applies. Nor without glibc.
     """
-    if _ENVIRONMENT_KEY in (os.environ if environ is None else environ):
+    environ = os.environ if environ is None else environ
+    if _ENVIRONMENT_KEY in environ or _TUNABLE in environ.get("GLIBC_TUNABLES", ""):
         return False
     mallopt = find_mallopt()
     return mallopt is not None and mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1

@@ -31,6 +31,7 @@ def string(value: object, path: str) -> str:
 
 
 def join_path(path: str, key: str) -> str:
+    """``path.key``, or ``key`` at the top level."""
     key = key or '""'  # an empty key must still show in the path
     return f"{path}.{key}" if path else key
 

@@ -41,7 +41,7 @@ import yaml
 from structlog.typing import FilteringBoundLogger
 
 from exporter.errors import ConfigError
-from exporter.sections import Section, string
+from exporter.sections import Section, join_path, string
 
 __all__ = [
     "TlsServerConfig",
@@ -134,8 +134,7 @@ def _section(data: object, path: str, keys: tuple[str, ...]) -> Section:
     if isinstance(data, dict):
         for key in data:
             if key in _TOOLKIT_ONLY[path]:
-                where = f"{path}.{key}" if path else str(key)
-                raise ConfigError(where, "not supported by this exporter")
+                raise ConfigError(join_path(path, str(key)), "not supported by this exporter")
     return Section(data, path, keys)
 
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 import socket
 import struct
 import subprocess
-import threading
 import time
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+from structlog.typing import FilteringBoundLogger
 
 from exporter.exposition import ExpositionCache, process_metrics, render
+from exporter.logs import make_logger
 from exporter.models import (
     Api,
     CycleStats,
@@ -290,26 +294,74 @@ class TestServer:
             statuses += [len(client.get(f"{url}/metrics").content) > 0 for _ in range(3)]
         assert statuses == [200, True, True, True]
 
-    def test_clients_resetting_mid_request_leave_no_traceback(
-        self, server: tuple[str, list[bool]], capfd: pytest.CaptureFixture[str]
+    def test_clients_resetting_mid_request_are_a_debug_entry(
+        self, capfd: pytest.CaptureFixture[str]
     ) -> None:
-        """A client that resets its connection mid-request (SO_LINGER 0) is not an error:
-        nothing on stdout or stderr at the default level, and the server keeps serving."""
-        url, _ = server
-        port = int(url.rsplit(":", 1)[1])
-        threads = threading.active_count()
-        for _ in range(3):
-            client = socket.create_connection(("127.0.0.1", port))
-            client.sendall(b"GET /metr")
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            client.close()
-        deadline = time.monotonic() + 5
-        while threading.active_count() > threads:  # the connections' threads have ended
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        assert httpx.get(f"{url}/healthz").status_code == 200
-        out, err = capfd.readouterr()
-        assert (out, err) == ("", "")
+        """A client that resets its connection mid-request (SO_LINGER 0) is no error: one
+        ``http_connection_failed`` debug entry each, nothing on stderr, and the server
+        goes on serving."""
+        out = io.StringIO()
+        cache = ExpositionCache(snapshot(), lambda: NOW)
+        srv = MetricsServer("127.0.0.1:0", cache.payload, lambda: True, log=debug_log(out))
+        srv.start()
+        try:
+            for _ in range(3):
+                client = socket.create_connection(("127.0.0.1", srv.port))
+                client.sendall(b"GET /metr")
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()
+            entries = wait_for_entries(out, "http_connection_failed", 3)
+            assert httpx.get(f"http://127.0.0.1:{srv.port}/healthz").status_code == 200
+        finally:
+            srv.stop()
+        assert all(e["level"] == "debug" and "exception" not in e for e in entries)
+        assert capfd.readouterr().err == ""
+
+    def test_a_failing_request_is_one_json_entry_with_its_traceback(
+        self, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        """A bug while answering (here the payload raises) is logged as one
+        ``http_request_failed`` error entry carrying the traceback, not printed bare on
+        stderr; the next request is served."""
+        out = io.StringIO()
+        calls = []
+
+        def payload(openmetrics: bool, gzipped: bool) -> tuple[str, tuple[bytes]]:
+            calls.append(openmetrics)
+            if len(calls) == 1:
+                raise RuntimeError("render broke")
+            return "text/plain", (b"ok 1\n",)
+
+        srv = MetricsServer("127.0.0.1:0", payload, lambda: True, log=debug_log(out))
+        srv.start()
+        try:
+            url = f"http://127.0.0.1:{srv.port}/metrics"
+            plain = {"Accept-Encoding": "identity"}
+            with pytest.raises(httpx.RemoteProtocolError):
+                httpx.get(url, headers=plain)
+            [entry] = wait_for_entries(out, "http_request_failed", 1)
+            assert httpx.get(url, headers=plain).text == "ok 1\n"
+        finally:
+            srv.stop()
+        assert entry["level"] == "error"
+        assert "RuntimeError: render broke" in entry["exception"]
+        assert capfd.readouterr().err == ""
+
+
+def debug_log(out: io.StringIO) -> FilteringBoundLogger:
+    return make_logger("debug", "json", stream=out)
+
+
+def wait_for_entries(out: io.StringIO, event: str, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` log entries of ``event`` written to ``out``, within 5 s."""
+    deadline = time.monotonic() + 5
+    while True:
+        entries = [json.loads(line) for line in out.getvalue().splitlines()]
+        found = [entry for entry in entries if entry["event"] == event]
+        if len(found) >= count:
+            return found[:count]
+        assert time.monotonic() < deadline, f"{count} x {event} not logged: {entries}"
+        time.sleep(0.01)
 
 
 class TestListenAddress:

@@ -208,18 +208,22 @@ class TargetPoller:
         self._refusals = previous._refusals
         self._resume_at = previous._resume_at
 
-    async def poll(self, previous: dict[ItemKey, ItemState]) -> list[_Outcome]:
+    async def poll(
+        self, previous: dict[ItemKey, ItemState], tick: float | None = None
+    ) -> list[_Outcome]:
         """Poll every item: probes first, one at a time, then the rest concurrently.
 
         Until discovery has listed the pools once, it is the first probe. Probing goes on
         (at most ``PROBES`` items) until an answer proves the credentials were accepted. A
         refusal, or no such answer, stops the target for this cycle; after refused cycles
-        in a row the target also waits out a growing backoff.
+        in a row the target also waits out a growing backoff, counted in ticks: ``tick`` is
+        the cycle's place on the grid (default: now), before any jitter delayed its start.
         """
         now = self._clock.monotonic()
+        tick = now if tick is None else tick
         due = self._discovery is not None and self._discovery.due(now)
         done: set[ItemKey] = set()
-        if now < self._resume_at:
+        if tick < self._resume_at:
             code = "skipped_auth_backoff"
             return [self._skipped(k, previous.get(k), code) for k in self._pending(done, due)]
         outcomes: list[_Outcome] = []
@@ -232,7 +236,7 @@ class TargetPoller:
             done.add(key)
             result = await self._poll_one(key, previous.get(key), now)
             if isinstance(result, _Refused):
-                self._back_off_after_refusal(now)
+                self._back_off_after_refusal(tick)
                 skipped = [self._skipped(k, previous.get(k)) for k in self._pending(done, due)]
                 return [*outcomes, result.outcome, *skipped]
             outcomes.append(result)
@@ -243,7 +247,7 @@ class TargetPoller:
             *(self._limited(k, previous.get(k), now, refused) for k in self._pending(done, due))
         )
         if refused.is_set():
-            self._back_off_after_refusal(now)
+            self._back_off_after_refusal(tick)
         else:
             self._refusals = 0
         return [*outcomes, *results]
@@ -261,17 +265,17 @@ class TargetPoller:
             keys = [*keys, key] if self._discovery.listed else [key, *keys]
         return [k for k in keys if k not in done]
 
-    def _back_off_after_refusal(self, cycle_started: float) -> None:
+    def _back_off_after_refusal(self, tick: float) -> None:
         """After the 2nd refused cycle in a row wait 2, then 4, 8 ... x the base (capped)
         before asking again: a key that keeps being refused must not be tried every
         interval until ModelArts locks it for every tool that uses it.
 
-        The wait counts from the refused cycle's start, less half a base, so that the
-        cycle on the tick where it ends runs even if it starts a little early (jitter)."""
+        The wait counts from the refused cycle's tick, less half a base, so that the cycle
+        on the tick where it ends runs whatever rounding the grid of ticks accumulated."""
         self._refusals += 1
         delay = min(MAX_REFUSAL_BACKOFF, self._refusal_backoff * 2.0 ** (self._refusals - 1))
         if self._refusals >= 2:
-            self._resume_at = cycle_started + delay - self._refusal_backoff / 2
+            self._resume_at = tick + delay - self._refusal_backoff / 2
             self._log.warning(
                 "target_backoff_after_refusal", refused_cycles=self._refusals, seconds=delay
             )
@@ -539,15 +543,16 @@ class Poller:
             loop = self._group.create_task(self._loop(target, self._stop))
             self._loops[target.project_id] = loop
 
-    async def run_cycle(self) -> Snapshot:
-        """Poll every target once (concurrently), publish and return the new snapshot."""
-        await asyncio.gather(*(self._poll_target(t) for t in self._targets.values()))
+    async def run_cycle(self, tick: float | None = None) -> Snapshot:
+        """Poll every target once (concurrently), publish and return the new snapshot;
+        ``tick`` is the cycle's scheduled time (default: now)."""
+        await asyncio.gather(*(self._poll_target(t, tick) for t in self._targets.values()))
         return await self._publish_latest()
 
-    async def _poll_target(self, target: TargetPoller) -> None:
+    async def _poll_target(self, target: TargetPoller, tick: float | None = None) -> None:
         """One cycle of one target; its outcomes replace its items' states."""
         started = self._clock.monotonic()
-        outcomes = await target.poll(self._states)
+        outcomes = await target.poll(self._states, tick)
         for outcome in outcomes:
             self._states[outcome.state.key] = outcome.state
         for key in target.dropped(k for k in self._states if k.project_id == target.project_id):
@@ -620,7 +625,7 @@ class Poller:
         delay = 0.0
         while not await _wait(stop, next_tick + delay - self._clock.monotonic()):
             try:
-                await self._poll_target(target)
+                await self._poll_target(target, next_tick)
             except Exception:  # noqa: BLE001 - a bug costs this target one cycle, not the others
                 self._log.exception("poll_cycle_crashed", project_id=target.project_id)
             self._changed.set()

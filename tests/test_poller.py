@@ -350,15 +350,19 @@ class MovingClock(FakeClock):
         return self.now
 
 
-def minutes_asked(clock: FakeClock, minutes: int) -> tuple[list[int], FakeSource, Snapshot]:
-    """Poll a refused two-pool target once a minute; the minutes it sent anything."""
+def minutes_asked(
+    clock: FakeClock, minutes: int, jitter: tuple[float, ...] = (0.0,)
+) -> tuple[list[int], FakeSource, Snapshot]:
+    """Poll a refused two-pool target on a one-minute grid of ticks, each cycle starting
+    ``jitter[minute % len(jitter)]`` seconds after its tick; the minutes it sent anything."""
     source = FakeSource({p: raises(auth_error()) for p in "ab"})
     poller, _ = make_poller(source, list("ab"), clock)
     asked_at = []
     for minute in range(minutes):
-        clock.now = 1_800_000_000.0 + 60 * minute
+        tick = 1_800_000_000.0 + 60 * minute
+        clock.now = tick + jitter[minute % len(jitter)]
         before = len(source.calls)
-        snapshot = asyncio.run(poller.run_cycle())
+        snapshot = asyncio.run(poller.run_cycle(tick))
         if len(source.calls) > before:
             asked_at.append(minute)
     return asked_at, source, snapshot
@@ -377,6 +381,17 @@ class TestRefusalBackoff:
         assert asked_at == [0, 1, 3, 7, 15]
         assert len(source.calls) == 5
         assert {i.error_code for i in snapshot.items} == {"skipped_auth_backoff"}
+
+    @pytest.mark.parametrize(
+        "jitter",
+        [(0.0, 48.0, 6.0), (0.0, 6.0, 48.0), (59.0, 0.0)],
+        ids=["late-early", "early-late", "max"],
+    )
+    def test_backoff_counts_ticks_whatever_the_jitter(self, jitter: tuple[float, ...]) -> None:
+        """Cycles that start up to a whole interval after their tick (``jitter`` may be as
+        large as ``poll_interval``) are still asked at minutes 0, 1, 3, 7, 15: the wait is
+        neither cut short by a late refused cycle nor stretched by an early one."""
+        assert minutes_asked(FakeClock(), 17, jitter)[0] == [0, 1, 3, 7, 15]
 
     def test_accepted_credentials_reset_the_backoff(self) -> None:
         """After an accepted answer the next refusal starts the schedule from the beginning."""

@@ -35,8 +35,6 @@ import math
 import multiprocessing
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -44,7 +42,7 @@ from contextlib import contextmanager
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
+import harness  # bench/harness.py: the scripts run from bench/
 
 from exporter.simulator import Simulator, default_specs
 
@@ -79,14 +77,10 @@ def serve(pools: int, latency: float, ready: multiprocessing.Queue[int], stop: E
 
 
 def scrape(port: int) -> dict[str, float]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("GET", "/metrics")
-    text = connection.getresponse().read().decode()
-    connection.close()
+    """Each sample name's values on /metrics, summed over its labels."""
     totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    for name, _, number in harness.scrape(port):
+        totals[name] = totals.get(name, 0.0) + number
     return totals
 
 
@@ -146,18 +140,6 @@ def write_config(
     )
 
 
-def wait_for_port(log: Path, process: subprocess.Popen[bytes]) -> int:
-    """The /metrics port from the exporter's ``exporter_started`` log line."""
-    while True:
-        for line in log.read_text().splitlines():
-            entry = json.loads(line)
-            if entry.get("event") == "exporter_started":
-                return int(entry["port"])
-        if process.poll() is not None:
-            raise RuntimeError(f"exporter exited with {process.returncode}:\n{log.read_text()}")
-        time.sleep(0.05)
-
-
 @contextmanager
 def running_exporter(
     sim_port: int, pools: int, interval: float, discovery: bool = False
@@ -167,21 +149,8 @@ def running_exporter(
         config = Path(tmp, "config.yaml")
         write_config(config, sim_port, pools, interval, discovery)
         log = Path(tmp, "exporter.log")
-        env = {**os.environ, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
-        command = [
-            str(Path(sys.executable).with_name("modelarts-exporter")),
-            f"--config.file={config}",
-            "--web.listen-address=127.0.0.1:0",
-            "--log.format=json",
-            "--log.level=info",
-        ]
-        with log.open("w") as out:
-            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield process.pid, wait_for_port(log, process)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+        with harness.exporter_process(config, log, AK, SK) as (process, port):
+            yield process.pid, port
 
 
 def wait_for_cycles(port: int, cycles: float, every: float) -> dict[str, float]:
@@ -194,17 +163,11 @@ def wait_for_cycles(port: int, cycles: float, every: float) -> dict[str, float]:
 
 
 def rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+    return harness.proc_status(pid, "VmRSS") / 1024
 
 
 def peak_rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(status.split("VmHWM:")[1].split()[0]) / 1024
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+    return harness.proc_status(pid, "VmHWM") / 1024
 
 
 def run(pools: int, cycles: int, discovery: bool = False) -> dict[str, float]:
@@ -268,7 +231,7 @@ def soak(pools: int, cycles: int, discovery: bool = False) -> None:
         with running_exporter(sim_port, pools, interval, discovery) as (pid, port):
             warm = wait_for_cycles(port, SOAK_WARM_UP, 1.0)
             started = time.monotonic()
-            warm_rss, warm_fds = rss_mb(pid), open_fds(pid)
+            warm_rss, warm_fds = rss_mb(pid), harness.open_fds(pid)
             warm_cycles = warm["modelarts_exporter_poll_cycles_total"]
             print(
                 f"after warm-up ({warm_cycles:.0f} cycles): RSS {warm_rss:.1f} MB, "
@@ -285,7 +248,7 @@ def soak(pools: int, cycles: int, discovery: bool = False) -> None:
                     flush=True,
                 )
             end = wait_for_cycles(port, warm_cycles + cycles, 1.0)
-            end_rss, end_fds, peak = rss_mb(pid), open_fds(pid), peak_rss_mb(pid)
+            end_rss, end_fds, peak = rss_mb(pid), harness.open_fds(pid), peak_rss_mb(pid)
             elapsed = time.monotonic() - started
     done = end["modelarts_exporter_poll_cycles_total"] - warm_cycles
     growth = 100 * (end_rss - warm_rss) / warm_rss

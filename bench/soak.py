@@ -39,12 +39,10 @@ import argparse
 import gzip
 import http.client
 import json
-import os
 import random
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -54,7 +52,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
+import harness  # bench/harness.py: the scripts run from bench/
 
 from exporter.app import MAX_THREADS
 from exporter.simulator import Fault, Simulator, default_specs
@@ -192,12 +190,11 @@ class Exporter:
     port: int
 
     def status(self, field_name: str) -> int:
-        text = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(text.split(f"{field_name}:")[1].split()[0])
+        return harness.proc_status(self.process.pid, field_name)
 
     def resources(self) -> tuple[float, int, int]:
         """RSS in MB, open file descriptors, threads."""
-        fds = len(os.listdir(f"/proc/{self.process.pid}/fd"))
+        fds = harness.open_fds(self.process.pid)
         return self.status("VmRSS") / 1024, fds, self.status("Threads")
 
     def wait_ready(self) -> None:
@@ -214,16 +211,7 @@ class Exporter:
 
     def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
         """The labels and value of every ``name`` sample on /metrics."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-        connection.close()
-        return [
-            (sample.labels, sample.value)
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == name
-        ]
+        return [(labels, v) for found, labels, v in harness.scrape(self.port) if found == name]
 
     def cycles(self) -> float:
         """Completed poll cycles of the STATIC project."""
@@ -240,31 +228,8 @@ class Exporter:
 
 @contextmanager
 def running_exporter(config: Path, log: Path) -> Iterator[Exporter]:
-    env = {**os.environ, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
-    command = [
-        str(Path(sys.executable).with_name("modelarts-exporter")),
-        f"--config.file={config}",
-        "--web.listen-address=127.0.0.1:0",
-        "--log.format=json",
-        "--log.level=info",
-    ]
-    with log.open("w") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            for line in log.read_text().splitlines():
-                if '"exporter_started"' in line:
-                    yield Exporter(process, log, int(json.loads(line)["port"]))
-                    return
-            if process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"exporter did not start:\n{log.read_text()}")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with harness.exporter_process(config, log, AK, SK) as (process, port):
+        yield Exporter(process, log, port)
 
 
 # ---------------------------------------------------------------- scrapes

@@ -235,7 +235,7 @@ class Exporter:
 
     async def in_worker(self, function: Callable[[], T]) -> T:
         """``function()`` in the exporter's own worker thread (renders, config loads)."""
-        return await asyncio.get_running_loop().run_in_executor(self._worker, function)
+        return await _run_in(self._worker, function)
 
     @property
     def clients(self) -> list[httpx.AsyncClient]:
@@ -286,6 +286,10 @@ class Exporter:
         self._worker.shutdown(wait=False, cancel_futures=True)
 
 
+async def _run_in(executor: concurrent.futures.Executor, function: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(executor, function)
+
+
 async def _close(clients: Iterable[httpx.AsyncClient]) -> None:
     for client in clients:
         await client.aclose()
@@ -317,7 +321,7 @@ def build(
     worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="exporter-worker")
 
     async def publish(snapshot: Snapshot) -> None:
-        await asyncio.get_running_loop().run_in_executor(worker, cache.publish, snapshot)
+        await _run_in(worker, partial(cache.publish, snapshot))
 
     poller = Poller(
         [w.poller for w in wired.values()],

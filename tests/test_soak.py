@@ -30,17 +30,21 @@ SCRIPT = ROOT / "bench" / "soak.py"
 
 @pytest.fixture(scope="module")
 def soak() -> Iterator[ModuleType]:
-    """bench/soak.py as a module (registered while the tests use it: dataclasses need it)."""
+    """bench/soak.py as a module, imported as the script runs: with bench/ on the path (for
+    ``harness``), and registered while the tests use it (dataclasses need it)."""
     spec = importlib.util.spec_from_file_location("soak", SCRIPT)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["soak"] = module
+    sys.path.insert(0, str(SCRIPT.parent))
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
+        sys.path.remove(str(SCRIPT.parent))
         del sys.modules["soak"]
+        sys.modules.pop("harness", None)
 
 
 def test_check_log_flags_crashes_tracebacks_and_non_json_lines(

@@ -1,0 +1,86 @@
+"""What the bench scripts share: the real exporter process, its /metrics, and /proc.
+
+The scripts run as ``python bench/NAME.py``, so this module is imported as ``harness``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+#: (name, labels, value) of one sample on /metrics.
+Sample = tuple[str, dict[str, str], float]
+
+
+@contextmanager
+def exporter_process(
+    config: Path, log: Path, access_key: str, secret_key: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Run ``modelarts-exporter`` on ``config`` (JSON logs to ``log``, any free port);
+    yield the process and its /metrics port, and stop it (SIGTERM, then SIGKILL) after."""
+    env = {**os.environ, "HUAWEICLOUD_SDK_AK": access_key, "HUAWEICLOUD_SDK_SK": secret_key}
+    command = [
+        str(Path(sys.executable).with_name("modelarts-exporter")),
+        f"--config.file={config}",
+        "--web.listen-address=127.0.0.1:0",
+        "--log.format=json",
+        "--log.level=info",
+    ]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process, _port(log, process)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _port(log: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> int:
+    """The /metrics port from the exporter's ``exporter_started`` log line."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.get("event") == "exporter_started":
+                return int(entry["port"])
+        if process.poll() is not None:
+            raise RuntimeError(f"exporter exited with {process.returncode}:\n{log.read_text()}")
+        time.sleep(0.05)
+    raise RuntimeError(f"exporter did not start within {timeout:.0f} s:\n{log.read_text()}")
+
+
+def scrape(port: int) -> list[Sample]:
+    """Every sample of one plain-text /metrics answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    connection.close()
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def proc_status(pid: int, field: str) -> int:
+    """A number from ``/proc/PID/status``: ``VmRSS``/``VmHWM`` in kB, ``Threads``."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(text.split(f"{field}:")[1].split()[0])
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))

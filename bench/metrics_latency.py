@@ -21,12 +21,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import harness  # bench/harness.py: the scripts run from bench/
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -158,10 +157,14 @@ def compare(pools: int, quick: bool) -> dict[str, object]:
     return result
 
 
+#: The access key and secret key the exporter and the simulator share.
+KEY = ("BENCHAK0000000000000", "bench-sk")
+
+
 def exporter_rss(pools: int) -> dict[str, float]:
     """RSS (MB) of the real exporter process after 3 cycles over ``pools`` simulated pools."""
     names = [f"pool-{p:05d}" for p in range(pools)]
-    with Simulator(access_keys={"BENCHAK0000000000000": "bench-sk"}) as simulator:
+    with Simulator(access_keys=dict([KEY])) as simulator:
         for name in names:
             simulator.set_pool(
                 PROJECT,
@@ -190,34 +193,18 @@ def exporter_rss(pools: int) -> dict[str, float]:
                     }
                 )
             )
-            env = {
-                **os.environ,
-                "HUAWEICLOUD_SDK_AK": "BENCHAK0000000000000",
-                "HUAWEICLOUD_SDK_SK": "bench-sk",
-            }
-            command = [
-                str(Path(sys.executable).with_name("modelarts-exporter")),
-                f"--config.file={config}",
-                "--web.listen-address=127.0.0.1:0",
-                "--log.level=warning",
-            ]
-            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-            try:
+            log = Path(tmp, "exporter.log")
+            with harness.exporter_process(config, log, *KEY) as (process, _):
                 deadline = time.monotonic() + 120
                 while sum(1 for r in simulator.requests() if "workloads" in r.path) < 3 * pools:
                     assert time.monotonic() < deadline, "exporter did not poll 3 cycles"
                     assert process.poll() is None, "exporter exited"
                     time.sleep(0.2)
                 time.sleep(1.0)
-                status = Path(f"/proc/{process.pid}/status").read_text()
-                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
                 return {
-                    "rss_mb": int(fields["VmRSS"].split()[0]) / 1024,
-                    "peak_rss_mb": int(fields["VmHWM"].split()[0]) / 1024,
+                    "rss_mb": harness.proc_status(process.pid, "VmRSS") / 1024,
+                    "peak_rss_mb": harness.proc_status(process.pid, "VmHWM") / 1024,
                 }
-            finally:
-                process.terminate()
-                process.wait(timeout=10)
 
 
 def machine() -> str:

@@ -242,12 +242,18 @@ def _expand(text: str, environ: Mapping[str, str], path: str) -> str:
 
 
 def _expand_tree(node: object, environ: Mapping[str, str], path: str) -> object:
+    """Expand every string in ``node``, but none under a key with a ':' in it. No known key
+    has one, so such a key is refused as unknown before its value is read, and its name, which
+    may hold a secret (``secret_key:VALUE``), never reaches a message as an expansion's path."""
     if isinstance(node, str):
         return _expand(node, environ, path)
     if isinstance(node, list):
         return [_expand_tree(v, environ, f"{path}[{i}]") for i, v in enumerate(node)]
     if isinstance(node, dict):
-        return {k: _expand_tree(v, environ, join_path(path, str(k))) for k, v in node.items()}
+        return {
+            k: v if ":" in str(k) else _expand_tree(v, environ, join_path(path, str(k)))
+            for k, v in node.items()
+        }
     return node
 
 

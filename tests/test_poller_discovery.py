@@ -377,11 +377,13 @@ class TestPublishing:
         class Crashing(TargetPoller):
             calls = 0
 
-            async def poll(self, previous: dict[ItemKey, ItemState]) -> list[_Outcome]:
+            async def poll(
+                self, previous: dict[ItemKey, ItemState], tick: float | None = None
+            ) -> list[_Outcome]:
                 Crashing.calls += 1
                 if Crashing.calls == 2:
                     raise KeyError("bug")
-                return await super().poll(previous)
+                return await super().poll(previous, tick)
 
         key = ItemKey(OTHER, Api.WORKLOAD_STATISTICS, "b")
         crashing = Crashing(

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -106,8 +107,8 @@ class Stack:
     processes: list[subprocess.Popen[bytes]]
     stop_drift: threading.Event
 
-    def query(self, expr: str) -> list[dict[str, object]]:
-        """Instant query against Prometheus; the result vector."""
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Instant query against Prometheus; the result vector (its samples as decoded JSON)."""
         response = httpx.get(f"{self.prometheus_url}/api/v1/query", params={"query": expr})
         payload = response.json()
         if payload.get("status") != "success":

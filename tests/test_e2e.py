@@ -117,6 +117,18 @@ def item(pool_or_type: str, api: str = "workload_statistics") -> dict[str, str]:
     return {"project_id": PROJECT, "api": api, "target": pool_or_type}
 
 
+def text(field: object) -> str:
+    """A spec field the API gives as a string (a label value)."""
+    assert isinstance(field, str), field
+    return field
+
+
+def number(field: object) -> float:
+    """A spec field the API gives as a number, a numeric string or a boolean."""
+    assert isinstance(field, str | int | float), field
+    return float(field)
+
+
 class TestValuesMatchTheApi:
     def test_every_job_count_equals_the_simulator_state(self, running: Running) -> None:
         """Each (pool, type, status) count and each type total equals what the API holds."""
@@ -149,21 +161,25 @@ class TestValuesMatchTheApi:
                 specs
             )
             for spec in specs:
-                key = {"project_id": PROJECT, "job_type": job_type, "spec_code": spec["spec_code"]}
-                assert value(samples, "modelarts_spec_no_resource", **key) == float(
+                key = {
+                    "project_id": PROJECT,
+                    "job_type": job_type,
+                    "spec_code": text(spec["spec_code"]),
+                }
+                assert value(samples, "modelarts_spec_no_resource", **key) == number(
                     spec["no_resource"]
                 )
                 assert value(samples, "modelarts_spec_gpus", **key) == spec["gpu_num"]
-                assert value(samples, "modelarts_spec_cpu_cores", **key) == float(spec["core"])
+                assert value(samples, "modelarts_spec_cpu_cores", **key) == number(spec["core"])
                 memory = value(samples, "modelarts_spec_memory_bytes", **key)
-                assert memory == float(spec["cpu"]) * GIB
+                assert memory == number(spec["cpu"]) * GIB
                 assert value(samples, "modelarts_spec_max_nodes", **key) == spec["max_num"]
                 assert value(samples, "modelarts_spec_pricing_units", **key) == spec["unit_num"]
                 info = {
                     **key,
                     "spec_id": str(spec["spec_id"]),
-                    "gpu_type": spec["gpu_type"],
-                    "storage": spec["storage"],
+                    "gpu_type": text(spec["gpu_type"]),
+                    "storage": text(spec["storage"]),
                     "interface_type": str(spec["interface_type"]),
                 }
                 assert value(samples, "modelarts_spec_info", **info) == 1.0

@@ -113,7 +113,7 @@ class TestDiscovery:
         samples = running.until(lambda s: pools_of(s) == {"pool-gpu", "pool-npu"})
         assert polled_pools(samples) == {"pool-gpu", "pool-npu"}
         labels = {"project_id": DISCOVERED, "pool": "pool-gpu"}
-        info = dict(*series(samples, "modelarts_pool_info", **labels))
+        info: dict[str, str] = dict(*series(samples, "modelarts_pool_info", **labels))
         assert info["display_name"] == "Training (GPU)"
         assert (info["pool_type"], info["workspace_id"]) == ("Dedicate", "0")
         assert value(samples, "modelarts_pool_phase", phase="Abnormal", **labels) == 1

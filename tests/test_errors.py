@@ -9,6 +9,7 @@ from exporter.errors import (
     AuthError,
     ErrorDetail,
     NotFoundError,
+    PollError,
     ResponseError,
     ThrottledError,
     TransportError,
@@ -26,7 +27,7 @@ class TestWithContext:
             TransportError(ErrorDetail(message="reset"), "transport_error"),
         ],
     )
-    def test_keeps_class_and_fields_and_adds_status_and_request_id(self, error) -> None:
+    def test_keeps_class_and_fields_and_adds_status_and_request_id(self, error: PollError) -> None:
         """The copy is of the same class, keeps its own fields, and names status and id."""
         twin = error.with_context(200, "0123456789abcdef0123456789abcdef")
         assert type(twin) is type(error)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -78,7 +78,7 @@ def simulator() -> Iterator[Simulator]:
         yield sim
 
 
-def exposition(endpoint: str, credentials: dict[str, object]) -> str:
+def exposition(endpoint: str, credentials: Mapping[str, object]) -> str:
     cfg = config.parse(
         {
             "poll_interval": "60s",

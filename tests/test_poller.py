@@ -12,7 +12,9 @@ from exporter.errors import AuthError, ErrorDetail, NotFoundError, TransportErro
 from exporter.models import (
     Api,
     ItemKey,
+    ItemState,
     JobTypeStatistics,
+    PoolList,
     ResourceSpecs,
     Snapshot,
     WorkloadStatistics,
@@ -66,6 +68,16 @@ class FakeSource:
     async def resource_specs(self, job_type: str) -> ResourceSpecs:
         self.calls.append(job_type)
         return ResourceSpecs(0.0, ())
+
+    async def list_pools(
+        self,
+        *,
+        workspace_id: str | None = None,
+        status: str | None = None,
+        label_selector: str | None = None,
+    ) -> PoolList:
+        """Only a target with discovery lists pools (``DiscoveringSource`` answers it)."""
+        raise AssertionError("a target without discovery never calls ListPools")
 
 
 def returns(value: WorkloadStatistics) -> Behaviour:
@@ -128,7 +140,7 @@ def make_poller(
     return poller_of([target], clock, ledger, interval=interval, publish=publish), ledger
 
 
-def by_pool(snapshot: Snapshot) -> dict[str, object]:
+def by_pool(snapshot: Snapshot) -> dict[str, ItemState]:
     return {item.key.target: item for item in snapshot.items}
 
 

@@ -61,7 +61,8 @@ class Webhook:
             ]
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 40) -> None:
+def wait_for(what: str, check: Callable[[], object], timeout: float = 40) -> None:
+    """Until ``check()`` is true (a non-empty list counts), or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

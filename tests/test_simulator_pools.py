@@ -11,12 +11,15 @@ import random
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 import httpx
 import pytest
 
 from exporter import signing
 from exporter.simulator import NODE_STATES, Fault, Simulator
+from exporter.simulator.data import PoolItem
 from tests import test_simulator as base
 from tests.test_simulator import AK, PROJECT, WORKLOADS, FakeClock, error_code, iam_body, signed_get
 
@@ -25,7 +28,17 @@ clock, sim, client = base.clock, base.sim, base.client  # the shared fixtures
 POOLS = f"/v2/{PROJECT}/pools"
 T4, CPU = "modelarts.vm.gpu.t4", "modelarts.vm.cpu.8u"
 CREATED = "2026-11-22T04:00:00Z"  # tests.test_simulator.START
-PROD_A = {
+
+
+class PoolInfo(TypedDict, total=False):
+    """Keyword arguments of ``Simulator.set_pool_info`` (those the tests share)."""
+
+    display_name: str
+    resources: Mapping[str, tuple[int, int]]
+    nodes: Mapping[str, Mapping[str, int]]
+
+
+PROD_A: PoolInfo = {
     "display_name": "Prod A",
     "resources": {T4: (4, 8)},
     "nodes": {"available": {T4: 3}, "abnormal": {T4: 1}},
@@ -340,9 +353,10 @@ class TestPoolLifecycle:
         ],
     )
     def test_set_pool_info_validates(
-        self, sim: Simulator, arguments: dict[str, object], error: type[Exception], message: str
+        self, sim: Simulator, arguments: dict[str, Any], error: type[Exception], message: str
     ) -> None:
         """Bad metadata raises a TypeError or ValueError naming the problem and stores nothing."""
+        # Any: most of these arguments break set_pool_info's types on purpose.
         with pytest.raises(error, match=message):
             sim.set_pool_info(PROJECT, "pool-b", **arguments)
         assert "pool-b" not in sim.snapshot_state().pools[PROJECT]
@@ -393,11 +407,18 @@ class TestPoolFaults:
         assert Fault.from_json(fault.to_json()) == fault
 
 
+def member(item: PoolItem, name: str) -> dict[str, Any]:
+    """A ListPools item's JSON object ``name`` (metadata, spec or status)."""
+    found = item[name]
+    assert isinstance(found, dict), item
+    return found
+
+
 def pool_nodes(sim: Simulator) -> dict[str, tuple[str, dict[str, int]]]:
     """Each pool's phase and node count per state, checking Running/Abnormal match the nodes."""
     seen: dict[str, tuple[str, dict[str, int]]] = {}
     for name, item in sim.snapshot_state().pool_info[PROJECT].items():
-        status = item["status"]
+        status = member(item, "status")
         nodes = {s: sum(e["count"] for e in status["resources"][s]) for s in NODE_STATES}
         if status["phase"] in ("Running", "Abnormal"):
             assert (status["phase"] == "Abnormal") == (nodes["abnormal"] > 0), item
@@ -411,14 +432,14 @@ class TestPoolDemo:
         simulator = Simulator()
         simulator.seed_demo(PROJECT, [f"p{i}" for i in range(5)], random.Random(1))
         items = simulator.snapshot_state().pool_info[PROJECT].values()
-        assert [item["metadata"]["labels"]["os.modelarts/name"] for item in items] == [
+        assert [member(item, "metadata")["labels"]["os.modelarts/name"] for item in items] == [
             "Training (GPU)",
             "Inference (NPU)",
             "Notebooks (GPU)",
             "Training (NPU)",
             "Training (GPU) 2",
         ]
-        flavors = {r["flavor"] for item in items for r in item["spec"]["resources"]}
+        flavors = {r["flavor"] for item in items for r in member(item, "spec")["resources"]}
         assert any(".gpu." in f for f in flavors)
         assert any(".npu." in f for f in flavors)
         for phase, nodes in pool_nodes(simulator).values():

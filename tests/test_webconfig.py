@@ -410,7 +410,7 @@ class TestBasicAuth:
         headers = ("Bearer abc", "Basic !!!", "Basic cHJvbWV0aGV1cw==", "Basic", "Basic é/8=")
         for header in headers:
             assert (
-                httpx.get(url, headers={"Authorization": header.encode("latin-1")}).status_code
+                httpx.get(url, headers={b"Authorization": header.encode("latin-1")}).status_code
                 == 401
             )
 

@@ -2,7 +2,7 @@
 #   make demo   the exporter against its built-in simulator: http://localhost:10072/metrics
 #   make test   every check: ruff, mypy --strict, pytest (unit, golden, end-to-end)
 #   make stack  simulator + exporter + Prometheus + Alertmanager on loopback (FAST=1: for: 10s)
-#   make bench  the /metrics latency and memory benchmark (see README, "Performance")
+#   make bench  the /metrics latency, render and memory benchmarks (see README, "Performance")
 #   make soak   2000 poll cycles under random faults: RSS, fds, threads, logs (README, "Soak")
 
 PYTHON ?= python3
@@ -36,6 +36,7 @@ stack: $(VENV)/.runtime
 
 bench: $(VENV)/.test
 	$(BIN)/python bench/metrics_latency.py
+	$(BIN)/python bench/render.py
 
 soak: $(VENV)/.test
 	$(BIN)/python bench/soak.py

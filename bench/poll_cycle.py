@@ -76,12 +76,19 @@ def serve(pools: int, latency: float, ready: multiprocessing.Queue[int], stop: E
         stop.wait()
 
 
+#: What the benchmark reads from the exporter's /metrics.
+COUNTERS = (
+    "modelarts_exporter_poll_cycles_total",
+    "modelarts_exporter_skipped_cycles_total",
+    "modelarts_exporter_poll_cycle_duration_seconds",
+    "modelarts_api_requests_total",
+    "process_cpu_seconds_total",
+)
+
+
 def scrape(port: int) -> dict[str, float]:
-    """Each sample name's values on /metrics, summed over its labels."""
-    totals: dict[str, float] = {}
-    for name, _, number in harness.scrape(port):
-        totals[name] = totals.get(name, 0.0) + number
-    return totals
+    """Each of ``COUNTERS`` on /metrics, summed over its labels."""
+    return harness.totals(port, COUNTERS)
 
 
 def scrape_latency(port: int, count: int) -> tuple[float, float]:

@@ -1,5 +1,7 @@
 """Snapshot → fresh Prometheus metric families. No I/O, no state: the same snapshot and
-``now`` always give the same families.
+``now`` always give the same families. They are made by a ``Maker``: text families that
+write the exposition directly (``render_text``, what /metrics serves), or prometheus_client's
+(``SnapshotCollector``, for OpenMetrics).
 
 Workload statistics (one pool, ``statistics.items[]``)::
 
@@ -34,8 +36,9 @@ Configuration reloads, named as Prometheus names its own::
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -51,29 +54,66 @@ from exporter.models import (
     Snapshot,
     WorkloadStatistics,
 )
+from exporter.textformat import Kind, TextFamily
+from exporter.textformat import join as join_text
 
-__all__ = ["SnapshotCollector"]
+__all__ = ["SnapshotCollector", "families", "render_text"]
 
 GIB = 2**30
 _ITEM = ["project_id", "api", "target"]
 _SPEC = ["project_id", "job_type", "spec_code"]
 
 
+class Family(Protocol):
+    """A metric family being filled: prometheus_client's, or a text one (``TextFamily``)."""
+
+    def add_metric(self, labels: Sequence[str], value: float) -> None: ...
+
+
+F = TypeVar("F", bound=Family)
+F_co = TypeVar("F_co", bound=Family, covariant=True)
+
+
+class Maker(Protocol[F_co]):
+    """Makes an empty family of one kind: (kind, name, help, label names) -> family."""
+
+    def __call__(
+        self, kind: Kind, name: str, documentation: str, labels: Sequence[str]
+    ) -> F_co: ...
+
+
+def client_family(
+    kind: Kind, name: str, documentation: str, labels: Sequence[str]
+) -> GaugeMetricFamily | CounterMetricFamily:
+    """A prometheus_client family (for OpenMetrics, which is rendered rarely)."""
+    family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+    return family(name, documentation, labels=labels)
+
+
+def _single(make: Maker[F], name: str, documentation: str, value: float) -> F:
+    """A family of one unlabelled gauge."""
+    family = make("gauge", name, documentation, ())
+    family.add_metric((), value)
+    return family
+
+
 def _every(snapshot: Snapshot) -> str:
     return f"polled every {snapshot.poll_interval_seconds:g} seconds"
 
 
-def workload_families(items: Iterable[ItemState], every: str) -> Iterator[Metric]:
+def workload_families(items: Iterable[ItemState], every: str, make: Maker[F]) -> Iterator[F]:
     """The ShowWorkloadStatistics families."""
-    jobs = GaugeMetricFamily(
+    jobs = make(
+        "gauge",
         "modelarts_pool_jobs",
         f"Jobs in a dedicated resource pool by job type and status, {every}.",
-        labels=["project_id", "pool", "type", "status"],
+        ["project_id", "pool", "type", "status"],
     )
-    totals = GaugeMetricFamily(
+    totals = make(
+        "gauge",
         "modelarts_pool_type_jobs",
         f"Jobs of one type in a dedicated resource pool (the item's total), {every}.",
-        labels=["project_id", "pool", "type"],
+        ["project_id", "pool", "type"],
     )
     for item in items:
         if not isinstance(item.data, WorkloadStatistics):
@@ -114,23 +154,26 @@ _NUMERIC = (
 )
 
 
-def spec_families(items: Iterable[ItemState], every: str) -> Iterator[Metric]:
+def spec_families(items: Iterable[ItemState], every: str, make: Maker[F]) -> Iterator[F]:
     """The QueryJobResourceSpecs families."""
-    no_resource = GaugeMetricFamily(
+    no_resource = make(
+        "gauge",
         "modelarts_spec_no_resource",
         f"1 when ModelArts reports no resources available for the spec, else 0, {every}.",
-        labels=_SPEC,
+        _SPEC,
     )
-    info = GaugeMetricFamily(
+    info = make(
+        "gauge",
         "modelarts_spec_info",
         f"Descriptive attributes of a job resource spec (value always 1), {every}.",
-        labels=[*_SPEC, "spec_id", "gpu_type", "storage", "interface_type"],
+        [*_SPEC, "spec_id", "gpu_type", "storage", "interface_type"],
     )
-    numeric = [GaugeMetricFamily(n.name, f"{n.help}, {every}.", labels=_SPEC) for n in _NUMERIC]
-    count = GaugeMetricFamily(
+    numeric = [make("gauge", n.name, f"{n.help}, {every}.", _SPEC) for n in _NUMERIC]
+    count = make(
+        "gauge",
         "modelarts_specs",
         f"Resource specs available to a job type (spec_total_count), {every}.",
-        labels=["project_id", "job_type"],
+        ["project_id", "job_type"],
     )
     for item in items:
         if not isinstance(item.data, ResourceSpecs):
@@ -155,36 +198,41 @@ def spec_families(items: Iterable[ItemState], every: str) -> Iterator[Metric]:
     yield count
 
 
-def pool_families(items: Iterable[ItemState]) -> Iterator[Metric]:
+def pool_families(items: Iterable[ItemState], make: Maker[F]) -> Iterator[F]:
     """The ListPools (discovery) families."""
     pool = ["project_id", "pool"]
-    info = GaugeMetricFamily(
+    info = make(
+        "gauge",
         "modelarts_pool_info",
         "A discovered resource pool's names, type and workspace (value always 1); pools are "
         "discovered every discovery.refresh_interval.",
-        labels=[*pool, "display_name", "pool_type", "workspace_id"],
+        [*pool, "display_name", "pool_type", "workspace_id"],
     )
-    phase = GaugeMetricFamily(
+    phase = make(
+        "gauge",
         "modelarts_pool_phase",
         "1 for the phase the resource pool is in, 0 for the others: Creating, Running, "
         "Abnormal, Deleting, Error, and the pool's own when it is another one (Unknown when "
         "ModelArts gives none).",
-        labels=[*pool, "phase"],
+        [*pool, "phase"],
     )
-    nodes = GaugeMetricFamily(
+    nodes = make(
+        "gauge",
         "modelarts_pool_nodes",
         "Nodes of a resource pool by flavor and state (available, abnormal, creating, deleting).",
-        labels=[*pool, "flavor", "state"],
+        [*pool, "flavor", "state"],
     )
-    spec_nodes = GaugeMetricFamily(
+    spec_nodes = make(
+        "gauge",
         "modelarts_pool_spec_nodes",
         "Nodes of a flavor the resource pool is configured for (spec.resources count).",
-        labels=[*pool, "flavor"],
+        [*pool, "flavor"],
     )
-    spec_max = GaugeMetricFamily(
+    spec_max = make(
+        "gauge",
         "modelarts_pool_spec_max_nodes",
         "Most nodes of a flavor the resource pool may scale to (spec.resources maxCount).",
-        labels=[*pool, "flavor"],
+        [*pool, "flavor"],
     )
     for item in items:
         if not isinstance(item.data, PoolList):
@@ -215,33 +263,37 @@ def pool_families(items: Iterable[ItemState]) -> Iterator[Metric]:
     yield spec_max
 
 
-def health_families(snapshot: Snapshot) -> Iterator[Metric]:
+def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
     """The exporter's own view of how polling goes."""
     every = _every(snapshot)
-    up = GaugeMetricFamily(
+    up = make(
+        "gauge",
         "modelarts_up",
         "1 when the project's last poll cycle reached ModelArts with accepted credentials, "
         "else 0 (a cycle that sent nothing keeps the value).",
-        labels=["project_id"],
+        ["project_id"],
     )
     for project, reached in snapshot.up:
         up.add_metric([project], 1.0 if reached else 0.0)
     yield up
 
-    success = GaugeMetricFamily(
+    success = make(
+        "gauge",
         "modelarts_poll_success",
         f"1 when the last poll of the item succeeded, else 0; items are {every}.",
-        labels=_ITEM,
+        _ITEM,
     )
-    duration = GaugeMetricFamily(
+    duration = make(
+        "gauge",
         "modelarts_poll_duration_seconds",
         "Wall time of the last poll of the item, retries included.",
-        labels=_ITEM,
+        _ITEM,
     )
-    last_success = GaugeMetricFamily(
+    last_success = make(
+        "gauge",
         "modelarts_poll_last_success_timestamp_seconds",
         "Unix time of the item's last successful poll.",
-        labels=_ITEM,
+        _ITEM,
     )
     for item in snapshot.items:
         labels = [item.key.project_id, item.key.api.value, item.key.target]
@@ -254,7 +306,8 @@ def health_families(snapshot: Snapshot) -> Iterator[Metric]:
     yield last_success
 
     yield _table(
-        CounterMetricFamily,
+        make,
+        "counter",
         "modelarts_api_requests",
         "HTTP requests sent to ModelArts (and IAM, api 'iam_tokens') by API and response "
         "status ('none': no response; 401 and 403 start at 0).",
@@ -262,7 +315,8 @@ def health_families(snapshot: Snapshot) -> Iterator[Metric]:
         snapshot.requests,
     )
     yield _table(
-        CounterMetricFamily,
+        make,
+        "counter",
         "modelarts_poll_errors",
         "Failed polls by API and error code (ModelArts code, or the exporter's word for a "
         "failure without one, e.g. timeout).",
@@ -270,109 +324,130 @@ def health_families(snapshot: Snapshot) -> Iterator[Metric]:
         snapshot.errors,
     )
     yield _table(
-        GaugeMetricFamily,
+        make,
+        "gauge",
         "modelarts_request_budget_rate",
         "Requests per second the project's request budget allows now: requests_per_second, "
         "lower after a 429 until it recovers.",
         ["project_id"],
         (((project,), rate) for project, rate in snapshot.request_rates),
     )
-    yield from _cycle_families(snapshot)
+    yield from _cycle_families(snapshot, make)
 
 
 def _table(
-    kind: type[CounterMetricFamily | GaugeMetricFamily],
+    make: Maker[F],
+    kind: Kind,
     name: str,
     documentation: str,
     labels: list[str],
     rows: Iterable[tuple[tuple[str, ...], float]],
-) -> Metric:
+) -> F:
     """A family with one sample per (label values, value) row."""
-    family = kind(name, documentation, labels=labels)
+    family = make(kind, name, documentation, labels)
     for values, value in rows:
-        family.add_metric(list(values), value)
+        family.add_metric(values, value)
     return family
 
 
-def _cycle_families(snapshot: Snapshot) -> Iterator[Metric]:
+def _cycle_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
     project = ["project_id"]
     yield _table(
-        CounterMetricFamily,
+        make,
+        "counter",
         "modelarts_exporter_poll_cycles",
         "Poll cycles completed; every project is polled on its own loop.",
         project,
         (((p,), stats.cycles) for p, stats in snapshot.cycles),
     )
     yield _table(
-        CounterMetricFamily,
+        make,
+        "counter",
         "modelarts_exporter_skipped_cycles",
         "Poll cycles of the project skipped because its previous cycle overran the interval.",
         project,
         (((p,), stats.skipped) for p, stats in snapshot.cycles),
     )
     yield _table(
-        GaugeMetricFamily,
+        make,
+        "gauge",
         "modelarts_exporter_poll_cycle_duration_seconds",
         "Wall time of the project's last complete poll cycle.",
         project,
         (((p,), stats.last_duration_seconds) for p, stats in snapshot.cycles),
     )
-    yield GaugeMetricFamily(
+    yield _single(
+        make,
         "modelarts_exporter_poll_interval_seconds",
         "Configured poll interval.",
-        value=snapshot.poll_interval_seconds,
+        snapshot.poll_interval_seconds,
     )
-    yield GaugeMetricFamily(
+    yield _single(
+        make,
         "modelarts_exporter_stale_after_seconds",
         "Age after which polled data is no longer exposed.",
-        value=snapshot.stale_after_seconds,
+        snapshot.stale_after_seconds,
     )
-    build = GaugeMetricFamily(
+    build = make(
+        "gauge",
         "modelarts_exporter_build_info",
         "Version of the exporter and of Python (value always 1).",
-        labels=["version", "python_version"],
+        ["version", "python_version"],
     )
     build.add_metric([__version__, platform.python_version()], 1.0)
     yield build
-    shard = GaugeMetricFamily(
+    shard = make(
+        "gauge",
         "modelarts_exporter_shard",
         "This exporter's shard of total_shards (value always 1): it polls the pools whose "
         "stable hash falls to it, and shard 0 also polls the resource specs.",
-        labels=["shard", "total_shards"],
+        ["shard", "total_shards"],
     )
     index, total = snapshot.shard
     shard.add_metric([str(index), str(total)], 1.0)
     yield shard
-    yield from _config_families(snapshot)
+    yield from _config_families(snapshot, make)
 
 
-def _config_families(snapshot: Snapshot) -> Iterator[Metric]:
+def _config_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
     status = snapshot.config
-    yield GaugeMetricFamily(
+    yield _single(
+        make,
         "modelarts_exporter_config_last_reload_successful",
         "1 when the last configuration load succeeded (at start, or a reload by SIGHUP or "
         "POST /-/reload), else 0: the reload was rejected, the previous one is still in use.",
-        value=1.0 if status.last_reload_successful else 0.0,
+        1.0 if status.last_reload_successful else 0.0,
     )
     if status.last_success is not None:
-        yield GaugeMetricFamily(
+        yield _single(
+            make,
             "modelarts_exporter_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration load, the initial one included.",
-            value=status.last_success,
+            status.last_success,
         )
 
 
+def families(snapshot: Snapshot, now: float, make: Maker[F]) -> Iterator[F]:
+    """Every family of ``snapshot`` as seen at ``now``, made by ``make``."""
+    fresh = [i for i in snapshot.items if snapshot.is_fresh(i, now)]
+    every = _every(snapshot)
+    yield from workload_families(fresh, every, make)
+    yield from spec_families(fresh, every, make)
+    yield from pool_families(fresh, make)
+    yield from health_families(snapshot, make)
+
+
+def render_text(snapshot: Snapshot, now: float) -> bytes:
+    """The text format of :func:`families`, written directly (see ``exporter.textformat``)."""
+    return join_text(families(snapshot, now, TextFamily))
+
+
 class SnapshotCollector(Collector):
-    """All families for one snapshot as seen at ``now``."""
+    """All families for one snapshot as seen at ``now``, as prometheus_client objects."""
 
     def __init__(self, snapshot: Snapshot, now: float) -> None:
         self._snapshot = snapshot
         self._now = now
 
     def collect(self) -> Iterator[Metric]:
-        fresh = [i for i in self._snapshot.items if self._snapshot.is_fresh(i, self._now)]
-        every = _every(self._snapshot)
-        yield from workload_families(fresh, every)
-        yield from spec_families(fresh, every)
-        yield from pool_families(fresh)
-        yield from health_families(self._snapshot)
+        return families(self._snapshot, self._now, client_family)

@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -22,15 +23,26 @@ from prometheus_client.parser import text_string_to_metric_families
 Sample = tuple[str, dict[str, str], float]
 
 
+#: The exporter, with SIGUSR1 writing CPython's allocator statistics to stderr.
+_WITH_MALLOC_STATS = """
+import signal, sys
+from exporter.cli import main
+signal.signal(signal.SIGUSR1, lambda *_: sys._debugmallocstats())
+raise SystemExit(main())
+"""
+
+
 @contextmanager
 def exporter_process(
-    config: Path, log: Path, access_key: str, secret_key: str
+    config: Path, log: Path, access_key: str, secret_key: str, malloc_stats: bool = False
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """Run ``modelarts-exporter`` on ``config`` (JSON logs to ``log``, any free port);
-    yield the process and its /metrics port, and stop it (SIGTERM, then SIGKILL) after."""
+    yield the process and its /metrics port, and stop it (SIGTERM, then SIGKILL) after.
+    With ``malloc_stats``, :func:`malloc_stats` can read its allocator."""
     env = {**os.environ, "HUAWEICLOUD_SDK_AK": access_key, "HUAWEICLOUD_SDK_SK": secret_key}
+    program = [sys.executable, "-c", _WITH_MALLOC_STATS] if malloc_stats else []
     command = [
-        str(Path(sys.executable).with_name("modelarts-exporter")),
+        *(program or [str(Path(sys.executable).with_name("modelarts-exporter"))]),
         f"--config.file={config}",
         "--web.listen-address=127.0.0.1:0",
         "--log.format=json",
@@ -48,6 +60,33 @@ def exporter_process(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def malloc_stats(pid: int, log: Path, timeout: float = 10) -> dict[str, int]:
+    """The small-object allocator of an exporter started with ``malloc_stats``: ``arenas``
+    (1 MiB each), ``used`` (bytes in allocated blocks) and ``free_pools`` (bytes in wholly
+    free pools of the arenas kept: memory that fragmentation holds)."""
+    start = log.stat().st_size
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with log.open("rb") as file:
+            file.seek(start)
+            text = file.read().decode(errors="replace")
+        found = dict(
+            re.findall(
+                r"^# (arenas allocated current|bytes in allocated blocks) += +([\d,]+)", text, re.M
+            )
+            + re.findall(r"^\d+ (unused pools) \* \d+ bytes += +([\d,]+)", text, re.M)
+        )
+        if len(found) == 3:
+            return {
+                "arenas": int(found["arenas allocated current"].replace(",", "")),
+                "used": int(found["bytes in allocated blocks"].replace(",", "")),
+                "free_pools": int(found["unused pools"].replace(",", "")),
+            }
+        time.sleep(0.1)
+    raise RuntimeError(f"no allocator statistics from {pid} within {timeout:.0f} s")
 
 
 def _port(log: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> int:

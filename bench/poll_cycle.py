@@ -24,6 +24,12 @@ cycle, at least 0.2 s). After 10 warm-up cycles it records RSS (VmRSS), skipped 
 file descriptors, waits for N_CYCLES more cycles, and records them again.
 
     .venv/bin/python bench/poll_cycle.py --soak 1000 [--soak-pools 1000] [--discovery]
+        [--soak-interval SECONDS] [--malloc-stats]
+
+``--malloc-stats`` adds, at each reading, what CPython's small-object allocator holds: 1 MiB
+arenas, the bytes in live blocks, and the bytes in wholly free pools of kept arenas (memory
+that fragmentation holds). It runs the exporter through ``python -c`` with a SIGUSR1 handler
+that calls ``sys._debugmallocstats()``; the exporter itself is unchanged.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
@@ -149,15 +155,26 @@ def write_config(
 
 @contextmanager
 def running_exporter(
-    sim_port: int, pools: int, interval: float, discovery: bool = False
-) -> Iterator[tuple[int, int]]:
-    """Run the real exporter against the simulator; yield its pid and /metrics port."""
+    sim_port: int, pools: int, interval: float, discovery: bool = False, malloc_stats: bool = False
+) -> Iterator[tuple[int, int, Callable[[], str]]]:
+    """Run the real exporter against the simulator; yield its pid, /metrics port, and what
+    its small-object allocator holds now ("" without ``malloc_stats``)."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp, "config.yaml")
         write_config(config, sim_port, pools, interval, discovery)
         log = Path(tmp, "exporter.log")
-        with harness.exporter_process(config, log, AK, SK) as (process, port):
-            yield process.pid, port
+        with harness.exporter_process(config, log, AK, SK, malloc_stats) as (process, port):
+
+            def allocator() -> str:
+                if not malloc_stats:
+                    return ""
+                found = harness.malloc_stats(process.pid, log)
+                return (
+                    f", pymalloc {found['arenas']} arenas: {found['used'] / 2**20:.1f} MB "
+                    f"in use, {found['free_pools'] / 2**20:.1f} MB in free pools"
+                )
+
+            yield process.pid, port, allocator
 
 
 def wait_for_cycles(port: int, cycles: float, every: float) -> dict[str, float]:
@@ -183,7 +200,7 @@ def run(pools: int, cycles: int, discovery: bool = False) -> dict[str, float]:
     interval = max(1.0, 3 * ideal)
     with (
         running_simulator(pools, LATENCY) as sim_port,
-        running_exporter(sim_port, pools, interval, discovery) as (pid, port),
+        running_exporter(sim_port, pools, interval, discovery) as (pid, port, _),
     ):
         durations: list[float] = []
         first = None
@@ -223,19 +240,35 @@ def run(pools: int, cycles: int, discovery: bool = False) -> dict[str, float]:
     }
 
 
-def soak(pools: int, cycles: int, discovery: bool = False) -> None:
-    """RSS, skipped cycles and open fds after the warm-up and after ``cycles`` more cycles."""
+def soak(
+    pools: int,
+    cycles: int,
+    discovery: bool = False,
+    interval: float | None = None,
+    malloc_stats: bool = False,
+) -> None:
+    """RSS, skipped cycles and open fds after the warm-up and after ``cycles`` more cycles,
+    at ``interval`` (default: calibrated from a first cycle)."""
     print(
         f"soak: {pools} pools, simulator latency 0 ms, max_concurrency {CONCURRENCY}, "
         f"{os.cpu_count()} cores, discovery {'on' if discovery else 'off'}",
         flush=True,
     )
     with running_simulator(pools, 0.0) as sim_port:
-        with running_exporter(sim_port, pools, CALIBRATION_INTERVAL, discovery) as (_, port):
-            first = wait_for_cycles(port, 1, 0.1)["modelarts_exporter_poll_cycle_duration_seconds"]
-        interval = max(SOAK_MIN_INTERVAL, 1.2 * first)
-        print(f"first cycle {first:.3f} s -> poll_interval {interval:.3f}s", flush=True)
-        with running_exporter(sim_port, pools, interval, discovery) as (pid, port):
+        if interval is None:
+            with running_exporter(sim_port, pools, CALIBRATION_INTERVAL, discovery) as (_, port, _):
+                first = wait_for_cycles(port, 1, 0.1)[
+                    "modelarts_exporter_poll_cycle_duration_seconds"
+                ]
+            interval = max(SOAK_MIN_INTERVAL, 1.2 * first)
+            print(f"first cycle {first:.3f} s -> poll_interval {interval:.3f}s", flush=True)
+        else:
+            print(f"poll_interval {interval:.3f}s", flush=True)
+        with running_exporter(sim_port, pools, interval, discovery, malloc_stats) as (
+            pid,
+            port,
+            allocator,
+        ):
             warm = wait_for_cycles(port, SOAK_WARM_UP, 1.0)
             started = time.monotonic()
             warm_rss, warm_fds = rss_mb(pid), harness.open_fds(pid)
@@ -243,7 +276,7 @@ def soak(pools: int, cycles: int, discovery: bool = False) -> None:
             print(
                 f"after warm-up ({warm_cycles:.0f} cycles): RSS {warm_rss:.1f} MB, "
                 f"skipped {warm['modelarts_exporter_skipped_cycles_total']:.0f}, "
-                f"open fds {warm_fds}",
+                f"open fds {warm_fds}{allocator()}",
                 flush=True,
             )
             # RSS every tenth of the run: a leak climbs steadily, allocator high-water not.
@@ -251,12 +284,13 @@ def soak(pools: int, cycles: int, discovery: bool = False) -> None:
                 at = wait_for_cycles(port, warm_cycles + cycles * step / 10, 1.0)
                 print(
                     f"  cycle {at['modelarts_exporter_poll_cycles_total'] - warm_cycles:.0f}: "
-                    f"RSS {rss_mb(pid):.1f} MB",
+                    f"RSS {rss_mb(pid):.1f} MB{allocator()}",
                     flush=True,
                 )
             end = wait_for_cycles(port, warm_cycles + cycles, 1.0)
             end_rss, end_fds, peak = rss_mb(pid), harness.open_fds(pid), peak_rss_mb(pid)
             elapsed = time.monotonic() - started
+            end_allocator = allocator()
     done = end["modelarts_exporter_poll_cycles_total"] - warm_cycles
     growth = 100 * (end_rss - warm_rss) / warm_rss
     print(
@@ -267,7 +301,7 @@ def soak(pools: int, cycles: int, discovery: bool = False) -> None:
         f"skipped cycles after warm-up "
         f"{warm['modelarts_exporter_skipped_cycles_total']:.0f}, "
         f"at end {end['modelarts_exporter_skipped_cycles_total']:.0f}\n"
-        f"open fds after warm-up {warm_fds}, at end {end_fds}",
+        f"open fds after warm-up {warm_fds}, at end {end_fds}{end_allocator}",
         flush=True,
     )
 
@@ -284,11 +318,22 @@ def main() -> int:
     )
     parser.add_argument("--soak-pools", type=int, default=1000, help="pools in --soak mode")
     parser.add_argument(
+        "--soak-interval",
+        type=float,
+        metavar="SECONDS",
+        help="poll_interval in --soak mode (default: 1.2 x a first cycle, at least 0.2 s)",
+    )
+    parser.add_argument(
         "--discovery", action="store_true", help="find the pools through ListPools every cycle"
+    )
+    parser.add_argument(
+        "--malloc-stats",
+        action="store_true",
+        help="in --soak mode, also print what CPython's small-object allocator holds",
     )
     args = parser.parse_args()
     if args.soak:
-        soak(args.soak_pools, args.soak, args.discovery)
+        soak(args.soak_pools, args.soak, args.discovery, args.soak_interval, args.malloc_stats)
         return 0
     print(
         f"simulator latency {LATENCY * 1000:.0f} ms, max_concurrency {CONCURRENCY}, "

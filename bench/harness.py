@@ -40,9 +40,13 @@ def exporter_process(
     yield the process and its /metrics port, and stop it (SIGTERM, then SIGKILL) after.
     With ``malloc_stats``, :func:`malloc_stats` can read its allocator."""
     env = {**os.environ, "HUAWEICLOUD_SDK_AK": access_key, "HUAWEICLOUD_SDK_SK": secret_key}
-    program = [sys.executable, "-c", _WITH_MALLOC_STATS] if malloc_stats else []
+    program = (
+        [sys.executable, "-c", _WITH_MALLOC_STATS]
+        if malloc_stats
+        else [str(Path(sys.executable).with_name("modelarts-exporter"))]
+    )
     command = [
-        *(program or [str(Path(sys.executable).with_name("modelarts-exporter"))]),
+        *program,
         f"--config.file={config}",
         "--web.listen-address=127.0.0.1:0",
         "--log.format=json",

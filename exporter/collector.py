@@ -45,9 +45,12 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.models import (
+    JOB_STATUSES,
+    JOB_TYPES,
     NODE_STATES,
     POOL_PHASES,
     ItemState,
+    JobTypeStatistics,
     PoolList,
     ResourceSpec,
     ResourceSpecs,
@@ -119,13 +122,43 @@ def workload_families(items: Iterable[ItemState], every: str, make: Maker[F]) ->
         if not isinstance(item.data, WorkloadStatistics):
             continue
         project, pool = item.key.project_id, item.key.target
-        for stats in item.data.job_types:
-            for status, count in stats.statuses:
-                jobs.add_metric([project, pool, stats.job_type, status], count)
-            if stats.total is not None:
-                totals.add_metric([project, pool, stats.job_type], stats.total)
+        for job_type, total, statuses in zero_filled(item.data):
+            for status, count in statuses:
+                jobs.add_metric([project, pool, job_type, status], count)
+            if total is not None:
+                totals.add_metric([project, pool, job_type], total)
     yield jobs
     yield totals
+
+
+_NO_JOBS = tuple((status, 0.0) for status in JOB_STATUSES)
+
+
+def zero_filled(
+    data: WorkloadStatistics,
+) -> Iterator[tuple[str, float | None, Sequence[tuple[str, float]]]]:
+    """(job type, total, (status, count)...) for every documented job type, then the other
+    types the pool reported; each with every documented status, then its other statuses.
+
+    ModelArts may leave out a status or a job type with no jobs. Serving them as 0 means
+    a pool's first failed job is a rise from 0 that alerts see, not the birth of a series,
+    and a status that empties is a 0, not a gap. Unknown types and statuses pass through.
+    """
+    reported = {stats.job_type: stats for stats in data.job_types}
+    for job_type in JOB_TYPES:
+        if job_type not in reported:
+            yield job_type, 0.0, _NO_JOBS
+        else:
+            yield _filled(reported[job_type])
+    for stats in data.job_types:
+        if stats.job_type not in JOB_TYPES:
+            yield _filled(stats)
+
+
+def _filled(stats: JobTypeStatistics) -> tuple[str, float | None, Sequence[tuple[str, float]]]:
+    counts = dict(stats.statuses)
+    known = [(status, counts.pop(status, 0.0)) for status in JOB_STATUSES]
+    return stats.job_type, stats.total, [*known, *counts.items()]
 
 
 @dataclass(frozen=True)
@@ -276,6 +309,15 @@ def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
     for project, reached in snapshot.up:
         up.add_metric([project], 1.0 if reached else 0.0)
     yield up
+    yield _table(
+        make,
+        "gauge",
+        "modelarts_credentials_refused",
+        "1 from a 401/403 answer to the project's requests until ModelArts accepts a request "
+        "again (while the exporter waits out its refusal backoff too), else 0.",
+        ["project_id"],
+        (((project,), float(refused)) for project, refused in snapshot.credentials_refused),
+    )
 
     success = make(
         "gauge",
@@ -304,13 +346,26 @@ def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
     yield success
     yield duration
     yield last_success
+    yield _table(
+        make,
+        "gauge",
+        "modelarts_poll_last_error_info",
+        "The error code of the item's last poll when it failed (value always 1; no series "
+        "while the last poll succeeded), e.g. ModelArts.50015001 for a pool that does not exist.",
+        [*_ITEM, "error_code"],
+        (
+            ((item.key.project_id, item.key.api.value, item.key.target, item.error_code), 1.0)
+            for item in snapshot.items
+            if not item.success and item.error_code is not None
+        ),
+    )
 
     yield _table(
         make,
         "counter",
         "modelarts_api_requests",
         "HTTP requests sent to ModelArts (and IAM, api 'iam_tokens') by API and response "
-        "status ('none': no response; 401 and 403 start at 0).",
+        "status ('none': no response; 401, 403 and 429 start at 0).",
         ["project_id", "api", "code"],
         snapshot.requests,
     )

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "JOB_STATUSES",
+    "JOB_TYPES",
     "NODE_STATES",
     "POOL_PHASES",
     "Api",
@@ -34,6 +36,22 @@ class Api(StrEnum):
     WORKLOAD_STATISTICS = "workload_statistics"
     RESOURCE_SPECS = "resource_specs"
     POOLS = "pools"
+
+
+#: Documented ShowWorkloadStatistics job types (``statistics.items[].type``).
+JOB_TYPES = ("train", "infer", "notebook")
+#: Documented ShowWorkloadStatistics status keys, lower-cased, in the documented order.
+JOB_STATUSES = (
+    "queue",
+    "pending",
+    "abnormal",
+    "terminating",
+    "creating",
+    "running",
+    "completed",
+    "terminated",
+    "failed",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +207,9 @@ class Snapshot:
     errors: tuple[tuple[tuple[str, str, str], int], ...] = ()
     #: project_id -> that target's poll loop counters
     cycles: tuple[tuple[str, CycleStats], ...] = ()
+    #: project_id -> whether ModelArts refused the credentials (401/403) and no request has
+    #: been accepted since
+    credentials_refused: tuple[tuple[str, bool], ...] = ()
     #: (index, total) of the exporter's shard (``exporter.sharding.Shard``); (0, 1) unsharded
     shard: tuple[int, int] = (0, 1)
     #: project_id -> requests per second its request budget allows now

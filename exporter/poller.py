@@ -106,9 +106,9 @@ class RequestLedger:
         self.requests[(project_id, str(api), status)] += 1
 
     def expect_refusals(self, project_id: str, api: str) -> None:
-        """Start the 401 and 403 counts at 0, so that a first refusal is an increase that
-        ``increase()`` sees, not the birth of a series at 1."""
-        for status in ("401", "403"):
+        """Start the 401, 403 and 429 counts at 0, so that a first refusal or throttling is
+        an increase that ``increase()`` sees, not the birth of a series at 1."""
+        for status in ("401", "403", "429"):
             self.requests.setdefault((project_id, str(api), status), 0)
 
     def error(self, project_id: str, api: Api, code: str) -> None:
@@ -202,6 +202,12 @@ class TargetPoller:
         unlisted = self._discovery is not None and not self._discovery.listed
         return [k for k in keys if k not in keep and not (unlisted and self.claims(k))]
 
+    @property
+    def refused(self) -> bool:
+        """Whether ModelArts refused the credentials (401/403) and has accepted no request
+        since: from a refused cycle until a cycle gets through without a refusal."""
+        return self._refusals > 0
+
     def inherit_backoff(self, previous: TargetPoller) -> None:
         """Wait out ``previous``'s refusal backoff (same credentials, rebuilt on reload), so
         that a reload never sends a refused key again sooner than the backoff allows."""
@@ -218,6 +224,8 @@ class TargetPoller:
         refusal, or no such answer, stops the target for this cycle; after refused cycles
         in a row the target also waits out a growing backoff, counted in ticks: ``tick`` is
         the cycle's place on the grid (default: now), before any jitter delayed its start.
+        Only a cycle in which a request was accepted and none refused ends the backoff and
+        ``refused``: one without any answer proves nothing about the credentials.
         """
         now = self._clock.monotonic()
         tick = now if tick is None else tick
@@ -248,7 +256,7 @@ class TargetPoller:
         )
         if refused.is_set():
             self._back_off_after_refusal(tick)
-        else:
+        elif any(o.reached for o in (*outcomes, *results)):
             self._refusals = 0
         return [*outcomes, *results]
 
@@ -474,6 +482,7 @@ class Poller:
             stale_after_seconds=self._stale_after,
             items=tuple(self._states[k] for k in sorted(self._states)),
             up=tuple(sorted(self._up.items())),
+            credentials_refused=tuple(sorted((p, t.refused) for p, t in self._targets.items())),
             requests=tuple(sorted(self._ledger.requests.items())),
             errors=tuple(sorted(self._ledger.errors.items())),
             cycles=tuple(sorted(self._cycles.items())),

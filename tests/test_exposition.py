@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import socket
 import struct
@@ -90,6 +91,20 @@ def snapshot() -> Snapshot:
     )
 
 
+#: The nine statuses of the ShowWorkloadStatistics documentation, lower-cased, in its order.
+DOCUMENTED_STATUSES = [
+    "queue",
+    "pending",
+    "abnormal",
+    "terminating",
+    "creating",
+    "running",
+    "completed",
+    "terminated",
+    "failed",
+]
+
+
 def jobs(parsed: Samples, pool: str, job_type: str, status: str) -> float | None:
     return value(parsed, "modelarts_pool_jobs", project_id=P, pool=pool, type=job_type,
                  status=status)  # fmt: skip
@@ -102,7 +117,51 @@ class TestCollector:
         assert jobs(parsed, "pool-a", "train", "failed") == 0.0
         assert jobs(parsed, "pool-a", "train", "running") == 3.0
         assert jobs(parsed, "pool-a", "notebook", "running") == 2.0
-        assert len(series(parsed, "modelarts_pool_jobs")) == 4
+
+    def test_every_documented_status_of_a_reported_type_is_served(self) -> None:
+        """A status the API left out is served as 0: all nine documented ones, so that a
+        first failure is a rise from 0, never the birth of a series at 1."""
+        parsed = samples(render(snapshot(), NOW).text.plain.decode())
+        documented = DOCUMENTED_STATUSES
+        notebook = {status: jobs(parsed, "pool-a", "notebook", status) for status in documented}
+        assert notebook == {status: 2.0 if status == "running" else 0.0 for status in documented}
+
+    def test_every_documented_type_is_served_once_the_pool_answered(self) -> None:
+        """train, infer and notebook are served for a pool that answered, a type it left
+        out with every status and its total at 0; 27 series for pool-a's two types."""
+        parsed = samples(render(snapshot(), NOW).text.plain.decode())
+        assert len(series(parsed, "modelarts_pool_jobs")) == 27
+        assert jobs(parsed, "pool-a", "infer", "failed") == 0.0
+        total = {"project_id": P, "pool": "pool-a", "type": "infer"}
+        assert value(parsed, "modelarts_pool_type_jobs", **total) == 0.0
+
+    def test_unknown_types_and_statuses_pass_through_after_the_documented_ones(self) -> None:
+        """A job type or status the documentation does not name is served as it came, after
+        the documented ones, which keep their documented order."""
+        data = WorkloadStatistics(
+            (
+                JobTypeStatistics("batch", 2.0, (("suspended", 2.0),)),
+                JobTypeStatistics("train", 1.0, (("suspended", 1.0), ("running", 0.0))),
+            )
+        )
+        state = item("pool-x", data, NOW - 10)
+        text = render(Snapshot(60.0, 180.0, items=(state,)), NOW).text.plain.decode()
+        order = [
+            (labels["type"], labels["status"])
+            for labels in (
+                dict(re.findall(r'(\w+)="([^"]*)"', line))
+                for line in text.splitlines()
+                if line.startswith("modelarts_pool_jobs{")
+            )
+        ]
+        documented = DOCUMENTED_STATUSES
+        expected = [
+            *((t, s) for t in ("train",) for s in [*documented, "suspended"]),
+            *((t, s) for t in ("infer", "notebook") for s in documented),
+            *(("batch", s) for s in [*documented, "suspended"]),
+        ]
+        assert order == expected
+        assert jobs(samples(text), "pool-x", "batch", "suspended") == 2.0
 
     def test_missing_total_has_no_type_series(self) -> None:
         """An item without ``total`` yields no modelarts_pool_type_jobs series."""
@@ -125,6 +184,29 @@ class TestCollector:
         labels = {"project_id": P, "api": "workload_statistics", "target": "pool-old"}
         assert value(parsed, "modelarts_poll_success", **labels) == 0.0
         assert value(parsed, "modelarts_poll_last_success_timestamp_seconds", **labels) == NOW - 200
+
+    def test_a_failed_item_carries_its_last_error_code(self) -> None:
+        """modelarts_poll_last_error_info names the error code of each item whose last poll
+        failed, and has no series for an item whose last poll succeeded."""
+        parsed = samples(render(snapshot(), NOW).text.plain.decode())
+        assert series(parsed, "modelarts_poll_last_error_info") == {
+            frozenset(
+                {
+                    ("project_id", P),
+                    ("api", "workload_statistics"),
+                    ("target", "pool-old"),
+                    ("error_code", "timeout"),
+                }
+            ): 1.0
+        }
+
+    def test_refused_credentials_are_a_gauge_per_project(self) -> None:
+        """modelarts_credentials_refused is 1 for a project whose key was refused, else 0."""
+        other = "f" * 32
+        refused = Snapshot(60.0, 180.0, credentials_refused=((P, True), (other, False)))
+        parsed = samples(render(refused, NOW).text.plain.decode())
+        assert value(parsed, "modelarts_credentials_refused", project_id=P) == 1.0
+        assert value(parsed, "modelarts_credentials_refused", project_id=other) == 0.0
 
     def test_spec_numbers_units_and_skips(self) -> None:
         """Memory is GiB x 2^30 bytes; None numbers and unknown no_resource give no series."""

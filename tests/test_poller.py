@@ -424,6 +424,56 @@ class TestRefusalBackoff:
         assert len(source.calls) == calls + 2
 
 
+def refusal_replay(minutes: int, accept_from: int | None = None) -> list[tuple[int, bool, bool]]:
+    """The exporter's own refusal backoff, minute by minute: a two-pool target whose key is
+    refused (accepted from minute ``accept_from`` on), polled on a one-minute grid.
+    Per minute: (minute, whether it sent anything, modelarts_credentials_refused)."""
+    clock = FakeClock()
+    source = FakeSource({p: raises(auth_error()) for p in "ab"})
+    poller, _ = make_poller(source, list("ab"), clock)
+    rows = []
+    for minute in range(minutes):
+        if minute == accept_from:
+            source.behaviours = {p: returns(stats(1)) for p in "ab"}
+        clock.now = tick = 1_800_000_000.0 + 60 * minute
+        before = len(source.calls)
+        snapshot = asyncio.run(poller.run_cycle(tick))
+        refused = dict(snapshot.credentials_refused)[PROJECT]
+        rows.append((minute, len(source.calls) > before, refused))
+    return rows
+
+
+class TestCredentialsRefused:
+    def test_refused_stays_set_through_two_hours_of_backoff(self) -> None:
+        """A key refused for two hours is asked at minutes 0, 1, 3, 7, 15, then every 15
+        minutes; modelarts_credentials_refused is 1 at every minute in between, not only
+        when a request was refused."""
+        rows = refusal_replay(120)
+        asked = [minute for minute, sent, _ in rows if sent]
+        assert asked == [0, 1, 3, 7, 15, 30, 45, 60, 75, 90, 105]
+        assert all(refused for *_, refused in rows)
+
+    def test_an_accepted_request_clears_it(self) -> None:
+        """The first cycle after the key is fixed that ModelArts accepts clears the flag."""
+        rows = refusal_replay(122, accept_from=120)
+        assert [refused for *_, refused in rows[118:]] == [True, True, False, False]
+
+    def test_a_cycle_without_any_answer_keeps_it(self) -> None:
+        """After a refusal, cycles in which nothing answers (timeouts) prove nothing about
+        the key: the flag stays until a request is accepted."""
+        clock = FakeClock()
+        source = FakeSource({"a": raises(auth_error())})
+        poller, _ = make_poller(source, ["a"], clock)
+        asyncio.run(poller.run_cycle())
+        source.behaviours = {"a": raises(TransportError(ErrorDetail(None), "timeout"))}
+        clock.now += 60
+        snapshot = asyncio.run(poller.run_cycle())
+        assert dict(snapshot.credentials_refused) == {PROJECT: True}
+        source.behaviours = {"a": returns(stats(1))}
+        clock.now += 120
+        assert dict(asyncio.run(poller.run_cycle()).credentials_refused) == {PROJECT: False}
+
+
 class TestPublishFailure:
     def test_a_failing_publish_costs_one_cycle_not_the_loop(self) -> None:
         """If rendering a snapshot raises, the loop logs it and goes on to the next cycle."""

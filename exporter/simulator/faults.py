@@ -12,7 +12,7 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from exporter.simulator.wire import (
     _AUTH_PREFIX,
@@ -30,6 +30,7 @@ FAULT_APIS = frozenset({"workloads", "specs", "pools", "iam"})
 _VARIANT_APIS: dict[str, frozenset[str]] = {
     "statics": frozenset({"workloads"}),
     "string_counts": frozenset({"workloads"}),
+    "sparse": frozenset({"workloads"}),
     "is_success_false": frozenset({"specs"}),
     "is_success_false_error_msg": frozenset({"specs"}),
     "oversized": frozenset({"workloads", "specs", "pools"}),
@@ -50,7 +51,7 @@ class Fault:
     ``"pools"`` for ListPools, ``"iam"``) selects only that API's requests; it tells ListPools
     (``/v2/{project}/pools``) from workloads (``/v2/{project}/statistics/pools/...``), which
     ``path_contains="pools"`` does not. A fault with a ``variant`` only selects the APIs the
-    variant applies to (``statics``/``string_counts``: workloads; ``is_success_false*``:
+    variant applies to (``statics``/``string_counts``/``sparse``: workloads; ``is_success_false*``:
     resource-specs; ``oversized``: all three). ``status`` and/or ``body`` replace the answer
     without checking credentials (``body`` defaults to the documented error body for
     ``status``); otherwise the normal answer is produced and ``variant`` reshapes a 200.
@@ -323,7 +324,21 @@ def _stringify_statistics(payload: dict[str, object], key: str) -> dict[str, obj
     }
 
 
+def _sparse_statistics(payload: dict[str, object]) -> dict[str, object]:
+    """Only what is not zero: statuses without jobs and job types without jobs left out."""
+    stats = cast(dict[str, object], payload["statistics"])
+    items = [
+        {**item, "status": {k: v for k, v in item["status"].items() if v}}
+        for item in cast(list[dict[str, Any]], stats["items"])
+        if item["total"]
+    ]
+    return {"statistics": {"total": len(items), "items": items}}
+
+
 def _apply_variant(variant: str, response: _Response) -> _Response:
+    if variant == "sparse":
+        payload = json.loads(response.body)
+        return replace(response, body=_json_bytes(_sparse_statistics(payload)))
     if variant in ("statics", "string_counts"):
         payload = json.loads(response.body)
         key = "statics" if variant == "statics" else "statistics"

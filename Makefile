@@ -1,7 +1,10 @@
 # The two commands of the README's Quickstart, and a few more.
 #   make demo   the exporter against its built-in simulator: http://localhost:10072/metrics
 #   make test   every check: ruff, mypy --strict, pytest (unit, golden, end-to-end)
-#   make stack  simulator + exporter + Prometheus + Alertmanager on loopback (FAST=1: for: 10s)
+#   make stack  simulator + exporter + Prometheus + Alertmanager on loopback, notifications
+#               printed (FAST=1: every duration 30 times shorter)
+#   make rules  the alerting rules, their promtool tests and the Operator resources, from
+#               deploy/prometheus/settings.yml (thresholds and windows) and the templates
 #   make bench  the /metrics latency, render and memory benchmarks (see README, "Performance")
 #   make soak   2000 poll cycles under random faults: RSS, fds, threads, logs (README, "Soak")
 
@@ -9,7 +12,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test stack bench soak clean
+.PHONY: demo test rules stack bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +32,9 @@ demo: $(VENV)/.runtime
 test: $(VENV)/.test
 	scripts/ensure-tools
 	VENV=$(VENV) scripts/check
+
+rules: $(VENV)/.runtime
+	$(BIN)/python deploy/prometheus/mixin.py
 
 stack: $(VENV)/.runtime
 	scripts/ensure-tools

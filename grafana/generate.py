@@ -74,6 +74,13 @@ def sel(metric: str, labels: Sequence[str], *extra: str) -> str:
     return f"{metric}{{{', '.join([*matchers, *extra])}}}"
 
 
+def once(selector: str, labels: str) -> str:
+    """``selector``'s series counted once across exporter replicas, as the recording rules
+    count them: ``max by (labels)``, dropping instance and job. Two replicas of an HA pair,
+    or two shards while a StatefulSet rolls, serve the same pool; a plain sum would double."""
+    return f"max by ({labels}) ({selector})"
+
+
 def target(expr: str, legend: str = "", *, ref_id: str = "", table: bool = False) -> Json:
     """A Prometheus query; ``table`` makes it an instant query shaped as a table."""
     return {
@@ -491,6 +498,7 @@ def pools_dashboard() -> Json:
     pool_series = '__name__=~"modelarts_pool_jobs|modelarts_pool_info"'
     size_stat = (6, 4)
     running, waiting, abnormal = 'status="running"', 'status=~"queue|pending"', 'status="abnormal"'
+    per_status = "project_id, pool, type, status"
 
     def total(title: str, description: str, expr: str, steps: Json) -> Json:
         return stat(
@@ -521,34 +529,35 @@ def pools_dashboard() -> Json:
         total(
             "Running jobs",
             "Jobs in status running, in the selected pools and job types.",
-            f"sum({sel(jobs, bound, running)})",
+            f"sum({once(sel(jobs, bound, running), per_status)})",
             thresholds("blue"),
         ),
         total(
             "Waiting jobs (queued + pending)",
             "Jobs waiting for resources: status queue or pending. Orange when any wait.",
-            f"sum({sel(jobs, bound, waiting)})",
+            f"sum({once(sel(jobs, bound, waiting), per_status)})",
             thresholds("green", (1, "orange")),
         ),
         total(
             "Abnormal jobs",
             "Jobs in status abnormal. Red when any; the ModelArtsJobsAbnormal alert fires "
-            "after 15 minutes.",
-            f"sum({sel(jobs, bound, abnormal)})",
+            "after 15 minutes (its default).",
+            f"sum({once(sel(jobs, bound, abnormal), per_status)})",
             thresholds("green", (1, "red")),
         ),
         total(
-            "Failed in the last 15 min",
-            "New failed jobs in the last 15 minutes (recording rule "
-            "modelarts:pool_jobs_failed:new15m; deleting old failed jobs does not count).",
-            f"sum({sel('modelarts:pool_jobs_failed:new15m', bound)})",
+            "Failed recently",
+            "New failed jobs within the ModelArtsJobsFailed alert's window (default 15 minutes; "
+            "recording rule modelarts:pool_jobs_failed:new; deleting old failed jobs does not "
+            "count).",
+            f"sum({sel('modelarts:pool_jobs_failed:new', bound)})",
             thresholds("green", (1, "red")),
         ),
         table(
             "Jobs per pool and status",
             "Current jobs per pool (rows) and status (columns), all selected job types "
             "together. An empty cell: the pool reported no such status.",
-            [target(f"sum by (pool, status) ({sel(jobs, bound)})", table=True)],
+            [target(f"sum by (pool, status) ({once(sel(jobs, bound), per_status)})", table=True)],
             (24, 6),
             transformations=[
                 {
@@ -564,7 +573,12 @@ def pools_dashboard() -> Json:
             "Jobs by pool and status",
             "Jobs per pool and status over time, for the selected job types. Abnormal is red, "
             "failed dark red, queued orange, pending light orange.",
-            [target(f"sum by (pool, status) ({sel(jobs, bound)})", "{{pool}} {{status}}")],
+            [
+                target(
+                    f"sum by (pool, status) ({once(sel(jobs, bound), per_status)})",
+                    "{{pool}} {{status}}",
+                )
+            ],
             (24, 10),
             overrides=[
                 highlight("abnormal", "red"),
@@ -576,7 +590,8 @@ def pools_dashboard() -> Json:
         timeseries(
             "Waiting jobs per pool",
             "Queued and pending jobs per pool (recording rule modelarts:pool_jobs_waiting:sum). "
-            "The ModelArtsJobBacklog alert fires when a pool has waited for 30 minutes.",
+            "The ModelArtsJobBacklog alert fires when a pool's queue has not moved for its window "
+            "(default 30 minutes).",
             [
                 target(
                     f"sum by (pool) ({sel('modelarts:pool_jobs_waiting:sum', bound)})", "{{pool}}"
@@ -649,7 +664,8 @@ def pools_dashboard() -> Json:
             "every node the pools have. Abnormal is red, creating blue, deleting purple.",
             [
                 target(
-                    f"sum by (pool, flavor, state) ({sel(nodes, per_pool)})",
+                    "sum by (pool, flavor, state) "
+                    f"({once(sel(nodes, per_pool), 'project_id, pool, flavor, state')})",
                     "{{pool}} {{flavor}} {{state}}",
                 )
             ],
@@ -737,20 +753,20 @@ def capacity_dashboard() -> Json:
             "Accelerator specs exhausted",
             "GPU/NPU specs with no resources left: new jobs on them cannot start. The "
             "ModelArtsAcceleratorSpecExhausted alert fires after 15 minutes.",
-            f"count(({sel(spec, bound)} == 1) and on ({per_spec}) "
-            f"{sel('modelarts_spec_gpus', bound)} > 0)",
+            f"count(({once(sel(spec, bound), per_spec)} == 1) and on ({per_spec}) "
+            f"{once(sel('modelarts_spec_gpus', bound), per_spec)} > 0)",
             thresholds("green", (1, "red")),
         ),
         count_stat(
             "Specs available",
             "Specs that still have resources.",
-            f"count({sel(spec, bound)} == 0)",
+            f"count({once(sel(spec, bound), per_spec)} == 0)",
             thresholds("blue"),
         ),
         count_stat(
             "Specs offered",
             "Specs ModelArts lists for the selected job types (spec_total_count).",
-            f"sum({sel('modelarts_specs', bound)})",
+            f"sum({once(sel('modelarts_specs', bound), 'project_id, job_type')})",
             thresholds("blue"),
         ),
         table(
@@ -883,7 +899,8 @@ def exporter_dashboard() -> Json:
             "is left out: it is refreshed only every discovery.refresh_interval (default 5 min).",
             [
                 target(
-                    f"max({sel('modelarts:poll_data_age:seconds', item, not_discovery)})",
+                    "max(time() - "
+                    f"{sel('modelarts_poll_last_success_timestamp_seconds', item, not_discovery)})",
                     "oldest",
                 )
             ],
@@ -949,7 +966,10 @@ def exporter_dashboard() -> Json:
             "(pools) is refreshed every discovery.refresh_interval (default 5 min), so its age "
             "passes the lines by design; its data leaves as many refresh intervals late.",
             [
-                target(sel("modelarts:poll_data_age:seconds", item), per_item),
+                target(
+                    f"time() - {sel('modelarts_poll_last_success_timestamp_seconds', item)}",
+                    per_item,
+                ),
                 target(f"2 * max({sel(interval, process)})", "2x poll interval"),
                 target(f"3 * max({sel(interval, process)})", "3x poll interval"),
             ],

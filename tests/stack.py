@@ -1,18 +1,25 @@
-"""A local monitoring stack on loopback: simulator → exporter → Prometheus → Alertmanager.
+"""A local monitoring stack on loopback: simulator → exporter(s) → Prometheus → Alertmanager.
 
-Used by the end-to-end test (short ``for:`` durations, a webhook receiver) and by
-``make stack`` for people (``python -m tests.stack [--fast]``), which prints the URLs and runs
-until Ctrl-C. Needs Debian's ``prometheus`` and ``prometheus-alertmanager`` on PATH.
+The rules are the mixin's (``deploy/prometheus/mixin.py``), the Alertmanager configuration
+the shipped ``deploy/alertmanager/alertmanager.yml`` with each receiver's integrations replaced
+by a webhook to ``<webhook_url><receiver name>``. Fast mode scales every ``for:``, window and
+step of the rules, the exporter's poll interval and Alertmanager's group timings by one factor
+(``FAST_SCALE``: a minute becomes two seconds), so that the windows themselves are exercised.
+
+Used by the end-to-end tests (``tests/test_prometheus_e2e.py``, ``tests/test_alerting_e2e.py``)
+and by ``make stack`` for people (``python -m tests.stack [--fast]``), which prints the URLs and
+every notification, and runs until Ctrl-C. Needs Debian's ``prometheus`` and
+``prometheus-alertmanager`` on PATH.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -21,32 +28,49 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
+import yaml
 
 from exporter.simulator import Simulator, default_specs
 
-__all__ = ["Stack", "StackOptions", "fast_rules", "free_port", "start"]
+__all__ = [
+    "FAST_SCALE",
+    "Stack",
+    "StackOptions",
+    "Webhook",
+    "alertmanager_config",
+    "free_port",
+    "main_target",
+    "mixin",
+    "running",
+    "start",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
+ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 PROJECT = "5ac45ac45ac45ac45ac45ac45ac45ac4"
 AK, SK = "STACKACCESSKEY000000", "stack-secret-key-not-real"
-#: Found by discovery (ListPools), with their display names and node flavors.
-POOLS = ("pool-train-a100", "pool-infer-snt9b", "pool-notebooks")
+#: Found by discovery (ListPools), with their display names, node flavors and node counts.
 POOL_INFO = {
     "pool-train-a100": ("Training (A100)", "modelarts.bm.gpu.8a100", 4),
     "pool-infer-snt9b": ("Inference (NPU)", "modelarts.bm.npu.arm.8snt9b3.d", 2),
     "pool-notebooks": ("Notebooks", "modelarts.vm.gpu.t4", 3),
 }
+POOLS = tuple(POOL_INFO)
 #: Configured in the exporter but unknown to the simulator: answers 404 ModelArts.50015001,
 #: so error counters and failure panels have something to show.
 RETIRED_POOL = "pool-retired"
 JOB_NAME = "modelarts-exporter"
+#: Fast mode: one minute of the shipped rules is two seconds.
+FAST_SCALE = 1 / 30
 
 
 def free_port() -> int:
@@ -55,9 +79,125 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def fast_rules(text: str, duration: str = "2s") -> str:
-    """The rules with every ``for:`` shortened, for tests and demonstrations."""
-    return re.sub(r"(?m)^(\s+for:\s*)\S+$", rf"\g<1>{duration}", text)
+@cache
+def mixin() -> ModuleType:
+    """deploy/prometheus/mixin.py, the generator of the rules (not a package: loaded by path)."""
+    path = ROOT / "deploy" / "prometheus" / "mixin.py"
+    spec = importlib.util.spec_from_file_location("modelarts_mixin", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def rules(scale: float | None) -> str:
+    """The shipped rules, every duration multiplied by ``scale`` (None: as shipped)."""
+    generator = mixin()
+    settings = generator.load_settings()
+    text = generator.rules_text(settings if scale is None else settings.scaled(scale))
+    assert isinstance(text, str)
+    return text
+
+
+def _scaled(duration: str, scale: float | None) -> str:
+    if scale is None:
+        return duration
+    generator = mixin()
+    return str(generator.Duration(generator.Duration.parse(duration).seconds * scale))
+
+
+def alertmanager_config(webhook_url: str | None, scale: float | None) -> str:
+    """The shipped Alertmanager configuration, routes and inhibitions untouched: every
+    receiver's integrations become one webhook to ``webhook_url`` + its name (none without a
+    URL), and the group timings are scaled like the rules."""
+    document = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
+    for receiver in document["receivers"]:
+        for key in [k for k in receiver if k.endswith("_configs")]:
+            del receiver[key]
+        if webhook_url:
+            url = webhook_url + receiver["name"]
+            receiver["webhook_configs"] = [{"url": url, "send_resolved": True}]
+
+    def scale_route(route: dict[str, Any]) -> None:
+        for key in ("group_wait", "group_interval", "repeat_interval"):
+            if key in route:
+                route[key] = _scaled(route[key], scale)
+        for child in route.get("routes", []):
+            scale_route(child)
+
+    scale_route(document["route"])
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+class Webhook:
+    """Collects Alertmanager's webhook notifications: (receiver, alert) in arrival order. The
+    receiver is the last path segment of the URL Alertmanager posted to."""
+
+    def __init__(self, echo: bool = False) -> None:
+        self.notifications: list[tuple[str, dict[str, Any]]] = []
+        #: (arrival, receiver, whole notification) in order, for a failing test to show.
+        self.log: list[tuple[float, str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        received = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                receiver = self.path.rstrip("/").rsplit("/", 1)[-1]
+                with received._lock:
+                    received.notifications.extend((receiver, a) for a in body["alerts"])
+                    received.log.append((time.monotonic(), receiver, body))
+                if echo:
+                    for alert in body["alerts"]:
+                        labels = alert["labels"]
+                        subject = {k: v for k, v in labels.items() if k not in ("alertname",)}
+                        print(f"{receiver}: {alert['status']} {labels['alertname']} {subject}")
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def received(
+        self,
+        alertname: str | None = None,
+        status: str | None = None,
+        **labels: str,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(receiver, alert) notified so far, filtered by name, status and labels."""
+        with self._lock:
+            return [
+                (receiver, alert)
+                for receiver, alert in self.notifications
+                if alertname in (None, alert["labels"]["alertname"])
+                and status in (None, alert["status"])
+                and all(alert["labels"].get(k) == v for k, v in labels.items())
+            ]
+
+    def timeline(self, start: float = 0.0) -> str:
+        """Every notification so far, one line each: seconds since ``start``, receiver, and
+        its alerts as status/name/labels."""
+        with self._lock:
+            lines = []
+            for arrived, receiver, body in self.log:
+                alerts = "; ".join(
+                    f"{a['status']} {a['labels']['alertname']} "
+                    + ",".join(f"{k}={v}" for k, v in sorted(a["labels"].items())
+                               if k not in ("alertname", "severity"))
+                    for a in body["alerts"]
+                )  # fmt: skip
+                lines.append(f"{arrived - start:8.1f}s {receiver}: {alerts}")
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        self.server.shutdown()
 
 
 def quiet_state(simulator: Simulator) -> None:
@@ -86,13 +226,52 @@ def quiet_state(simulator: Simulator) -> None:
         simulator.set_specs(PROJECT, job_type, specs)
 
 
+def main_target(simulator: Simulator, poll_interval: float) -> dict[str, Any]:
+    """The stack's project: its pools by discovery, a retired pool, and both spec types."""
+    return {
+        "project_id": PROJECT,
+        "region": "cn-north-4",
+        "endpoint": simulator.url,
+        "pools": [RETIRED_POOL],
+        "discovery": {"refresh_interval": f"{poll_interval}s"},
+        "resource_specs": {"job_types": ["train", "inference"]},
+    }
+
+
 @dataclass
 class StackOptions:
-    poll_interval: str = "1s"
+    #: Every duration of the rules, of Alertmanager's grouping and the poll interval
+    #: multiplied by this (None: as shipped, polling every ``poll_interval`` seconds).
+    scale: float | None = FAST_SCALE
+    poll_interval: float = 60.0
     scrape_interval: str = "1s"
-    rules: str = field(default_factory=lambda: fast_rules(RULES.read_text()))
+    #: Exporter processes polling the same projects (an HA pair when 2), one scrape job.
+    replicas: int = 1
+    #: The simulator's state before anything starts (default: ``quiet_state``).
+    setup: Callable[[Simulator], None] = quiet_state
+    #: The exporter's ``targets:`` for a simulator (default: ``main_target``).
+    targets: Callable[[Simulator, float], list[dict[str, Any]]] = lambda sim, interval: [
+        main_target(sim, interval)
+    ]
+    #: Other top-level exporter configuration keys.
+    exporter: Mapping[str, Any] = field(default_factory=dict)
     webhook_url: str | None = None
     drift_every: float | None = None
+
+    @property
+    def interval(self) -> float:
+        """The exporter's poll interval in seconds."""
+        return self.poll_interval * (self.scale or 1.0)
+
+
+@dataclass
+class Exporter:
+    """One exporter replica: its process, URL and configuration file."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    config: Path
+    instance: str
 
 
 @dataclass
@@ -100,12 +279,17 @@ class Stack:
     """Running processes and their URLs; ``stop()`` ends them all."""
 
     workdir: Path
+    options: StackOptions
     simulator: Simulator
-    exporter_url: str
+    exporters: list[Exporter]
     prometheus_url: str
     alertmanager_url: str
     processes: list[subprocess.Popen[bytes]]
     stop_drift: threading.Event
+
+    @property
+    def exporter_url(self) -> str:
+        return self.exporters[0].url
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """Instant query against Prometheus; the result vector (its samples as decoded JSON)."""
@@ -117,10 +301,41 @@ class Stack:
         assert isinstance(result, list)
         return result
 
+    def alertmanager_alerts(self) -> list[dict[str, Any]]:
+        """Every alert Alertmanager holds, inhibited and silenced ones included."""
+        response = httpx.get(f"{self.alertmanager_url}/api/v2/alerts", timeout=5)
+        response.raise_for_status()
+        alerts = response.json()
+        assert isinstance(alerts, list)
+        return alerts
+
+    def kill_exporter(self, index: int) -> None:
+        """End replica ``index`` at once (SIGKILL), as a crashed process or a lost pod."""
+        exporter = self.exporters[index]
+        exporter.process.kill()
+        exporter.process.wait()
+
+    def start_exporter(self, index: int) -> None:
+        """Start replica ``index`` again, on its address and configuration."""
+        old = self.exporters[index]
+        log = self.workdir / f"exporter-{index}.log"
+        new = _exporter_process(old.config, old.instance, log)
+        self.processes[self.processes.index(old.process)] = new
+        self.exporters[index] = Exporter(new, old.url, old.config, old.instance)
+        _wait_ready(f"{old.url}/readyz", new, log)
+
+    def scrape_exporters(self, scraped: bool) -> None:
+        """Let service discovery find the exporters, or none of them (the job stays, with
+        no target: Prometheus marks the exporters' series stale, as when a deployment is
+        gone). Prometheus reads the targets file within a second."""
+        _write_targets(self.workdir, self if scraped else None)
+
     def stop(self) -> None:
         self.stop_drift.set()
         for process in reversed(self.processes):
             if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGCONT)
                 process.send_signal(signal.SIGTERM)
         for process in self.processes:
             try:
@@ -159,56 +374,71 @@ def _spawn(
         )
 
 
+def exporter_config(simulator: Simulator, options: StackOptions) -> dict[str, Any]:
+    """The configuration every replica runs."""
+    interval = options.interval
+    return {
+        "poll_interval": f"{interval}s",
+        "jitter": 0,
+        "timeout": f"{max(1.0, interval)}s",
+        **options.exporter,
+        "targets": options.targets(simulator, interval),
+    }
+
+
 def _exporter(
-    workdir: Path, simulator: Simulator, options: StackOptions, port: int
-) -> subprocess.Popen[bytes]:
-    config = workdir / "exporter.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "poll_interval": options.poll_interval,
-                "jitter": 0,
-                "timeout": "2s",
-                "targets": [
-                    {
-                        "project_id": PROJECT,
-                        "region": "cn-north-4",
-                        "endpoint": simulator.url,
-                        "pools": [RETIRED_POOL],
-                        "discovery": {"refresh_interval": options.poll_interval},
-                        "resource_specs": {"job_types": ["train", "inference"]},
-                    }
-                ],
-            }
-        )
-    )
+    workdir: Path, simulator: Simulator, options: StackOptions, index: int, port: int
+) -> Exporter:
+    config = workdir / f"exporter-{index}.yaml"
+    config.write_text(json.dumps(exporter_config(simulator, options)))
+    address = f"127.0.0.1:{port}"
+    process = _exporter_process(config, address, workdir / f"exporter-{index}.log")
+    return Exporter(process, f"http://{address}", config, address)
+
+
+def _exporter_process(config: Path, address: str, log: Path) -> subprocess.Popen[bytes]:
     script = Path(sys.executable).with_name("modelarts-exporter")
     env = {**os.environ, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
-    command = [str(script), f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"]
-    return _spawn([*command, "--log.format=json"], workdir / "exporter.log", env)
+    command = [str(script), f"--config.file={config}", f"--web.listen-address={address}"]
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [*command, "--log.format=json"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=log.parent,
+        )
 
 
-def _prometheus(
-    workdir: Path, options: StackOptions, ports: dict[str, int]
-) -> subprocess.Popen[bytes]:
-    (workdir / "rules.yml").write_text(options.rules)
+def _write_targets(workdir: Path, stack: Stack | None) -> None:
+    """The exporters' scrape targets (file service discovery), written whole at once."""
+    targets = [{"targets": [e.instance for e in stack.exporters]}] if stack else []
+    staged = workdir / "targets.json.new"
+    staged.write_text(json.dumps(targets))
+    staged.replace(workdir / "targets.json")
+
+
+def _prometheus(workdir: Path, stack: Stack, port: int) -> subprocess.Popen[bytes]:
+    (workdir / "rules.yml").write_text(rules(stack.options.scale))
+    _write_targets(workdir, stack)
+    interval = stack.options.scrape_interval
+    alertmanager = stack.alertmanager_url.removeprefix("http://")
     (workdir / "prometheus.yml").write_text(
         json.dumps(
             {
                 "global": {
-                    "scrape_interval": options.scrape_interval,
-                    "evaluation_interval": options.scrape_interval,
+                    "scrape_interval": interval,
+                    "scrape_timeout": interval,
+                    "evaluation_interval": interval,
                 },
                 "rule_files": ["rules.yml"],
-                "alerting": {
-                    "alertmanagers": [
-                        {"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}
-                    ]
-                },
+                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
                 "scrape_configs": [
                     {
                         "job_name": JOB_NAME,
-                        "static_configs": [{"targets": [f"127.0.0.1:{ports['exporter']}"]}],
+                        "file_sd_configs": [
+                            {"files": [str(workdir / "targets.json")], "refresh_interval": "1s"}
+                        ],
                     }
                 ],
             }
@@ -218,29 +448,15 @@ def _prometheus(
         _binary("prometheus"),
         f"--config.file={workdir / 'prometheus.yml'}",
         f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-        f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+        f"--web.listen-address=127.0.0.1:{port}",
         "--rules.alert.resend-delay=1s",
     ]
     return _spawn(command, workdir / "prometheus.log")
 
 
 def _alertmanager(workdir: Path, options: StackOptions, port: int) -> subprocess.Popen[bytes]:
-    receiver: dict[str, object] = {"name": "default"}
-    if options.webhook_url:
-        receiver["webhook_configs"] = [{"url": options.webhook_url, "send_resolved": True}]
     (workdir / "alertmanager.yml").write_text(
-        json.dumps(
-            {
-                "route": {
-                    "receiver": "default",
-                    "group_by": ["alertname", "project_id", "pool", "spec_code"],
-                    "group_wait": "1s",
-                    "group_interval": "1s",
-                    "repeat_interval": "1h",
-                },
-                "receivers": [receiver],
-            }
-        )
+        alertmanager_config(options.webhook_url, options.scale)
     )
     command = [
         _binary("prometheus-alertmanager"),
@@ -253,42 +469,46 @@ def _alertmanager(workdir: Path, options: StackOptions, port: int) -> subprocess
 
 
 def start(workdir: Path, options: StackOptions | None = None) -> Stack:
-    """Start simulator, exporter, Alertmanager and Prometheus; return once all are ready."""
+    """Start simulator, exporters, Alertmanager and Prometheus; return once all are ready."""
     options = options or StackOptions()
     simulator = Simulator(access_keys={AK: SK})
-    quiet_state(simulator)
+    options.setup(simulator)
     simulator.start()
-    ports = {name: free_port() for name in ("exporter", "prometheus", "alertmanager")}
+    ports = {"prometheus": free_port(), "alertmanager": free_port()}
     processes: list[subprocess.Popen[bytes]] = []
-    stop_drift = threading.Event()
     stack = Stack(
         workdir,
+        options,
         simulator,
-        f"http://127.0.0.1:{ports['exporter']}",
+        [],
         f"http://127.0.0.1:{ports['prometheus']}",
         f"http://127.0.0.1:{ports['alertmanager']}",
         processes,
-        stop_drift,
+        threading.Event(),
     )
     try:
+        for index in range(options.replicas):
+            exporter = _exporter(workdir, simulator, options, index, free_port())
+            stack.exporters.append(exporter)
+            processes.append(exporter.process)
+            log = workdir / f"exporter-{index}.log"
+            _wait_ready(f"{exporter.url}/readyz", exporter.process, log)
         starters: list[tuple[Callable[[], subprocess.Popen[bytes]], str, str]] = [
-            (lambda: _exporter(workdir, simulator, options, ports["exporter"]),
-             f"{stack.exporter_url}/readyz", "exporter.log"),
             (lambda: _alertmanager(workdir, options, ports["alertmanager"]),
              f"{stack.alertmanager_url}/-/ready", "alertmanager.log"),
-            (lambda: _prometheus(workdir, options, ports),
+            (lambda: _prometheus(workdir, stack, ports["prometheus"]),
              f"{stack.prometheus_url}/-/ready", "prometheus.log"),
         ]  # fmt: skip
-        for starter, ready_url, log in starters:
+        for starter, ready_url, log_name in starters:
             process = starter()
             processes.append(process)
-            _wait_ready(ready_url, process, workdir / log)
+            _wait_ready(ready_url, process, workdir / log_name)
     except BaseException:
         stack.stop()
         raise
     if options.drift_every:
         threading.Thread(
-            target=_drift, args=(simulator, stop_drift, options.drift_every), daemon=True
+            target=_drift, args=(simulator, stack.stop_drift, options.drift_every), daemon=True
         ).start()
     return stack
 
@@ -314,31 +534,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fast",
         action="store_true",
-        help="shorten every alert's for: to 10s (the shipped rules otherwise)",
+        help=f"run every duration {1 / FAST_SCALE:g} times faster: rules' for: and windows, the "
+        "poll interval, Alertmanager's grouping (a minute becomes two seconds)",
     )
     args = parser.parse_args(argv)
-    rules = RULES.read_text()
+    webhook = Webhook(echo=True)
     options = StackOptions(
-        poll_interval="5s",
-        scrape_interval="5s",
-        rules=fast_rules(rules, "10s") if args.fast else rules,
+        scale=FAST_SCALE if args.fast else None,
+        poll_interval=60.0 if args.fast else 5.0,
+        scrape_interval="1s" if args.fast else "5s",
+        webhook_url=webhook.url,
         drift_every=5.0,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with running(options) as stack:
+        scale = f"{1 / FAST_SCALE:g} times faster" if args.fast else "as shipped"
         print(
             "\nModelArts monitoring stack (job counts drift every 5 s; Ctrl-C stops it):\n"
             f"  simulator     {stack.simulator.url}/_simulator/state\n"
             f"  exporter      {stack.exporter_url}/metrics\n"
             f"  prometheus    {stack.prometheus_url}/alerts\n"
             f"  alertmanager  {stack.alertmanager_url}/#/alerts\n"
-            f"  rules         {'shipped, for: shortened to 10s' if args.fast else 'shipped'}\n"
+            f"  rules         deploy/prometheus/rules.yml, {scale}\n"
+            f"  notifications printed below, by receiver (deploy/alertmanager/alertmanager.yml)\n"
             f"  logs          {stack.workdir}\n",
             flush=True,
         )
         stop.wait()
+    webhook.stop()
     return 0
 
 

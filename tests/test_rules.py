@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 UNIT_TEST_DIR = ROOT / "deploy" / "prometheus" / "tests"
 RUNBOOK = ROOT / "docs" / "runbook.md"
-RUNBOOK_PREFIX = "docs/runbook.md#"
+SETTINGS = ROOT / "deploy" / "prometheus" / "settings.yml"
 
 SEVERITIES = {"critical", "warning", "info"}
 ANNOTATIONS = ("summary", "description", "runbook_url")
@@ -98,6 +99,13 @@ def expr_cases() -> list[dict[str, Any]]:
         for group in document.get("tests") or []
         for case in group.get("promql_expr_test") or []
     ]
+
+
+def settings_runbook_url() -> str:
+    """The runbook address the rules were generated with (deploy/prometheus/settings.yml)."""
+    url = yaml.safe_load(SETTINGS.read_text(encoding="utf-8"))["runbook_url"]
+    assert isinstance(url, str)
+    return url
 
 
 def github_anchor(heading: str) -> str:
@@ -230,17 +238,20 @@ class TestAlertConventions:
 
 
 class TestRunbookLinks:
-    def test_runbook_urls_have_the_repository_form(self) -> None:
-        """Every runbook_url is docs/runbook.md#<anchor> with a non-empty anchor."""
+    def test_runbook_urls_are_the_settings_address_and_an_anchor(self) -> None:
+        """Every runbook_url is settings.yml's runbook_url (an absolute, clickable address),
+        '#' and a non-empty anchor."""
+        base = settings_runbook_url()
+        assert re.fullmatch(r"https?://\S+", base), base
         wrong = {
             rule["alert"]: url
             for rule in alerts()
             if not re.fullmatch(
-                re.escape(RUNBOOK_PREFIX) + r"[a-z0-9_-]+",
+                re.escape(base + "#") + r"[a-z0-9_-]+",
                 url := str((rule.get("annotations") or {}).get("runbook_url", "")),
             )
         }
-        assert not wrong, f"runbook_url must be {RUNBOOK_PREFIX}<anchor>: {wrong}"
+        assert not wrong, f"runbook_url must be {base}#<anchor>: {wrong}"
 
     def test_every_runbook_url_lands_on_a_heading(self) -> None:
         """docs/runbook.md has a heading whose GitHub anchor is each runbook_url's anchor."""
@@ -249,9 +260,9 @@ class TestRunbookLinks:
         dangling = {
             rule["alert"]: url
             for rule in alerts()
-            if (url := str((rule.get("annotations") or {}).get("runbook_url", ""))).removeprefix(
-                RUNBOOK_PREFIX
-            )
+            if (url := str((rule.get("annotations") or {}).get("runbook_url", ""))).partition("#")[
+                2
+            ]
             not in anchors
         }
         assert not dangling, f"runbook_urls with no heading in docs/runbook.md: {dangling}"
@@ -262,7 +273,7 @@ class TestRunbookLinks:
             rule["alert"]: url
             for rule in alerts()
             if (url := str((rule.get("annotations") or {}).get("runbook_url", "")))
-            != RUNBOOK_PREFIX + github_anchor(rule["alert"])
+            != f"{settings_runbook_url()}#{github_anchor(rule['alert'])}"
         }
         assert not wrong, f"runbook_url is not the alert's own section: {wrong}"
 
@@ -348,3 +359,196 @@ class TestUnitTestCoverage:
             )
         )
         assert not untested, f"recording rules without promql_expr_test: {untested}"
+
+
+# --- the rules follow the settings --------------------------------------------------------
+
+
+def copy_of_the_mixin(tmp_path: Path) -> Path:
+    """deploy/ copied to ``tmp_path``, so that the mixin can rewrite its outputs there."""
+    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
+    return tmp_path / "deploy" / "prometheus"
+
+
+class TestSettings:
+    OTHER = ROOT / "tests" / "fixtures" / "alerting-settings-other.yml"
+
+    def test_changing_every_knob_and_running_one_command_keeps_everything_consistent(
+        self, tmp_path: Path
+    ) -> None:
+        """With every knob of settings.yml changed, one `mixin.py` run rewrites the rules,
+        the PrometheusRule and the promtool tests so that promtool passes them all and
+        `--check` is satisfied; the new values are in the rules."""
+        mixin_dir = copy_of_the_mixin(tmp_path)
+        shutil.copy(self.OTHER, mixin_dir / "settings.yml")
+        script = mixin_dir / "mixin.py"
+        assert run_python(script, "--check").returncode == 1
+        written = run_python(script)
+        assert written.returncode == 0, written.stderr
+        assert "prometheusrule.yaml" in written.stdout
+        assert run_python(script, "--check").returncode == 0
+        rules_text = (mixin_dir / "rules.yml").read_text(encoding="utf-8")
+        for value in ("for: 20m", "[45m]", "[30m:1m]", "for: 1h", "wiki.example.com"):
+            assert value in rules_text, value
+        checked = promtool("check", "rules", mixin_dir / "rules.yml")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        tested = promtool("test", "rules", *sorted((mixin_dir / "tests").glob("*.yml")))
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+        operator = yaml.safe_load(
+            (tmp_path / "deploy" / "kubernetes" / "base" / "prometheusrule.yaml").read_text()
+        )
+        assert operator["spec"]["groups"] == yaml.safe_load(rules_text)["groups"]
+
+    def test_committed_outputs_are_up_to_date(self) -> None:
+        """`mixin.py --check` finds the committed rules, tests and Operator resources current."""
+        result = run_python(ROOT / "deploy" / "prometheus" / "mixin.py", "--check")
+        assert result.returncode == 0, result.stderr
+
+    def test_a_stale_output_is_found_and_rewritten(self, tmp_path: Path) -> None:
+        """A generated file edited by hand fails --check, naming it; a run restores it."""
+        mixin_dir = copy_of_the_mixin(tmp_path)
+        rules_file = mixin_dir / "rules.yml"
+        original = rules_file.read_text(encoding="utf-8")
+        rules_file.write_text(original.replace("for: 15m", "for: 16m", 1), encoding="utf-8")
+        stale = run_python(mixin_dir / "mixin.py", "--check")
+        assert stale.returncode == 1
+        assert "deploy/prometheus/rules.yml is stale" in stale.stderr
+        assert run_python(mixin_dir / "mixin.py").returncode == 0
+        assert rules_file.read_text(encoding="utf-8") == original
+
+
+def run_python(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+# --- the refusal replay is the exporter's own schedule ------------------------------------
+
+#: The project of exporter_test.yml's group that replays the refusal backoff.
+REPLAY_PROJECT = "0b5e55ed0b5e55ed0b5e55ed0b5e55ed"
+
+
+def expand(values: str) -> list[float | None]:
+    """promtool's expanding notation ('1 2x3 0+2x2 _ stale') as one value per step
+    (None for '_' and 'stale')."""
+    out: list[float | None] = []
+    for term in values.split():
+        if term in ("_", "stale"):
+            out.append(None)
+            continue
+        match = re.fullmatch(r"(-?[\d.]+)(?:([+-][\d.]+)?x(\d+))?", term)
+        assert match, f"unsupported term {term!r}"
+        start, step, times = match.groups()
+        if times is None:
+            out.append(float(start))
+            continue
+        delta = float(step or 0)
+        out.extend(float(start) + delta * i for i in range(int(times) + 1))
+    return out
+
+
+class TestRefusalReplay:
+    def test_expand_follows_promtool(self) -> None:
+        """'a+bxn' is n+1 values from a in steps of b; 'axn' repeats a n+1 times."""
+        assert expand("1 2x1 0+2x2 _ stale 5-1x1") == [1, 2, 2, 0, 2, 4, None, None, 5, 4]
+
+    def replay_series(self) -> dict[str, list[float | None]]:
+        document = yaml.safe_load((UNIT_TEST_DIR / "exporter_test.yml").read_text(encoding="utf-8"))
+        found: dict[str, list[float | None]] = {}
+        for group in document["tests"]:
+            for series in group.get("input_series", []):
+                text = " ".join(series["series"].split())
+                if f'project_id="{REPLAY_PROJECT}"' not in text:
+                    continue
+                if text.startswith("modelarts_credentials_refused"):
+                    found["refused"] = expand(series["values"])
+                elif 'code="401"' in text:
+                    found["401"] = expand(series["values"])
+        return found
+
+    def test_the_promtool_replay_is_the_exporters_real_backoff(self) -> None:
+        """The two-hour refusal replay in exporter_test.yml is what the exporter's own poller
+        does (tests.test_poller.refusal_replay, the real TargetPoller on a fake clock):
+        the 401 count rises exactly at the minutes it asks, and modelarts_credentials_refused
+        has its value at every minute."""
+        from tests.test_poller import refusal_replay
+
+        series = self.replay_series()
+        assert set(series) == {"refused", "401"}, series.keys()
+        minutes = len(series["refused"])
+        assert minutes >= 121
+        rows = refusal_replay(minutes, accept_from=120)
+        asked = 0
+        expected_401, expected_refused = [], []
+        for minute, sent, refused in rows:
+            asked += sent and minute < 120
+            expected_401.append(float(asked))
+            expected_refused.append(1.0 if refused else 0.0)
+        assert series["401"] == expected_401
+        assert series["refused"] == expected_refused
+
+
+# --- the Alertmanager configuration --------------------------------------------------------
+
+ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+def amtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("amtool")
+    if exe is None:
+        pytest.fail("amtool not found: apt-get install prometheus-alertmanager")
+    return subprocess.run(
+        [exe, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+class TestAlertmanager:
+    @staticmethod
+    def config() -> dict[str, Any]:
+        document = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
+        assert isinstance(document, dict)
+        return document
+
+    def test_amtool_check_config_passes(self) -> None:
+        """`amtool check-config` accepts deploy/alertmanager/alertmanager.yml."""
+        result = amtool("check-config", ALERTMANAGER)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout
+
+    @pytest.mark.parametrize(
+        ("severity", "receiver"),
+        [
+            ("critical", "modelarts-pager"),
+            ("warning", "modelarts-tickets"),
+            ("info", "modelarts-none"),
+        ],
+    )
+    def test_each_severity_routes_to_its_receiver(self, severity: str, receiver: str) -> None:
+        """amtool's routing test sends an alert of each severity to its receiver."""
+        result = amtool(
+            "config", "routes", "test", "--config.file", ALERTMANAGER,
+            "alertname=ModelArtsJobsAbnormal", f"severity={severity}", "project_id=p",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.strip() == receiver
+
+    def test_grouping_is_by_project_and_alert_name(self) -> None:
+        """One notification per project and alert name, however many items fail."""
+        assert self.config()["route"]["group_by"] == ["alertname", "project_id"]
+
+    def test_inhibitions_name_existing_alerts(self) -> None:
+        """Every alert name an inhibition's matchers spell out is an alert of rules.yml."""
+        names = {rule["alert"] for rule in alerts()}
+        mentioned: set[str] = set()
+        for rule in self.config()["inhibit_rules"]:
+            for matcher in [*rule["source_matchers"], *rule["target_matchers"]]:
+                match = re.fullmatch(r'alertname=~?"([^"]+)"', matcher)
+                assert match, matcher
+                mentioned.update(match.group(1).split("|"))
+        assert mentioned, "no inhibitions"
+        assert mentioned <= names, sorted(mentioned - names)

@@ -446,6 +446,17 @@ class TestFaults:
         sim.clear_faults()
         assert signed_get(client, sim, clock, WORKLOADS).status_code == 200
 
+    def test_clearing_one_fault_keeps_the_others(
+        self, sim: Simulator, client: httpx.Client, clock: FakeClock
+    ) -> None:
+        """clear_faults(fault) removes that fault only: another scenario's stays active."""
+        specs = Fault(path_contains="resource-specs", status=500)
+        sim.inject(specs)
+        sim.inject(Fault(status=502))
+        sim.clear_faults(Fault(status=502))
+        assert signed_get(client, sim, clock, WORKLOADS).status_code == 200
+        assert signed_get(client, sim, clock, SPECS).status_code == 500
+
     def test_empty_path_fault_spares_iam(self, sim: Simulator, client: httpx.Client) -> None:
         """A catch-all fault does not touch IAM, but one matching /v3/ does."""
         sim.inject(Fault(status=503))

@@ -254,9 +254,14 @@ class Simulator:
         with self._lock:
             self._state.faults.append(_ActiveFault(fault, fault.times))
 
-    def clear_faults(self) -> None:
+    def clear_faults(self, fault: Fault | None = None) -> None:
+        """Remove every fault, or only those equal to ``fault`` (one scenario's, while
+        others go on)."""
         with self._lock:
-            self._state.faults.clear()
+            if fault is None:
+                self._state.faults.clear()
+            else:
+                self._state.faults[:] = [a for a in self._state.faults if a.fault != fault]
 
     def set_latency(self, seconds: float) -> None:
         """Sleep this long before answering every non-control request."""

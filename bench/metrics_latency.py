@@ -37,6 +37,7 @@ from prometheus_client import (
 from exporter.collector import SnapshotCollector
 from exporter.exposition import ExpositionCache, process_metrics
 from exporter.models import (
+    JOB_STATUSES,
     Api,
     CycleStats,
     ItemKey,
@@ -51,17 +52,6 @@ from exporter.server import MetricsServer
 from exporter.simulator import Simulator, default_specs
 
 PROJECT = "be0c4be0c4be0c4be0c4be0c4be0c4be"
-STATUSES = (
-    "queue",
-    "pending",
-    "abnormal",
-    "terminating",
-    "creating",
-    "running",
-    "completed",
-    "terminated",
-    "failed",
-)
 
 
 def synthetic_snapshot(pools: int, now: float) -> Snapshot:
@@ -70,7 +60,7 @@ def synthetic_snapshot(pools: int, now: float) -> Snapshot:
     for p in range(pools):
         job_types = tuple(
             JobTypeStatistics(
-                t, 45.0, tuple((s, float((p + i) % 7)) for i, s in enumerate(STATUSES))
+                t, 45.0, tuple((s, float((p + i) % 7)) for i, s in enumerate(JOB_STATUSES))
             )
             for t in ("train", "infer", "notebook")
         )

@@ -29,13 +29,21 @@ def exporter_command() -> list[str]:
 
 def run_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m exporter ARGS`` to completion; ``env`` is the whole environment."""
+    return run_python("-m", "exporter", *args, env=env)
+
+
+def run_python(
+    *args: str | Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """This Python with ``ARGS`` (a script and its arguments, or ``-m module ...``) to
+    completion, from the repository root; ``env`` is the whole environment."""
     return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
+        [sys.executable, *map(str, args)],
         cwd=ROOT,
         env=dict(os.environ if env is None else env),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
 

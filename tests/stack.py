@@ -37,6 +37,7 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from exporter.simulator import Simulator, default_specs
@@ -52,6 +53,7 @@ __all__ = [
     "mixin",
     "running",
     "start",
+    "wait_for",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +73,16 @@ RETIRED_POOL = "pool-retired"
 JOB_NAME = "modelarts-exporter"
 #: Fast mode: one minute of the shipped rules is two seconds.
 FAST_SCALE = 1 / 30
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 150) -> None:
+    """Until ``check()`` is true (a non-empty list counts); fail the test after ``timeout``
+    seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.25)
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ from tests.stack import (
     main_target,
     quiet_state,
     running,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -55,15 +56,6 @@ REFUSED_POOLS = tuple(f"pool-{i:03d}" for i in range(200))
 RUNNING = {"train": {"Running": 2, "Completed": 5}}
 
 PAGER, TICKETS, NONE = "modelarts-pager", "modelarts-tickets", "modelarts-none"
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = 150) -> None:
-    """Until ``check()`` is true (a non-empty list counts), or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.25)
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import copy
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.processes import run_python
 from tests.stack import mixin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,13 +178,7 @@ class TestSettingsValidation:
         bad = tmp_path / "settings.yml"
         bad.write_text(yaml.safe_dump(with_setting("alerts.ModelArtsJobsFailed.window", "1x")))
         out = tmp_path / "out"
-        result = subprocess.run(
-            [sys.executable, str(SCRIPT), "--settings", str(bad), "--output-dir", str(out)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_python(SCRIPT, "--settings", bad, "--output-dir", out)
         assert result.returncode == 2
         assert "alerts.ModelArtsJobsFailed.window" in result.stderr
         assert not out.exists()

@@ -10,27 +10,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.stack import PROJECT, Stack, StackOptions, running
+from tests.stack import PROJECT, Stack, StackOptions, running, wait_for
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = 40) -> None:
-    """Until ``check()`` is true (a non-empty list counts), or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.25)
 
 
 @pytest.fixture(scope="module")

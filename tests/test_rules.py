@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.processes import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
@@ -415,16 +416,6 @@ class TestSettings:
         assert "deploy/prometheus/rules.yml is stale" in stale.stderr
         assert run_python(mixin_dir / "mixin.py").returncode == 0
         assert rules_file.read_text(encoding="utf-8") == original
-
-
-def run_python(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 # --- the refusal replay is the exporter's own schedule ------------------------------------

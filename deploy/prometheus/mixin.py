@@ -47,10 +47,14 @@ __all__ = [
     "MixinError",
     "Settings",
     "alertmanager_config",
+    "check_inhibitions",
     "load_settings",
     "outputs",
+    "parse_settings",
     "prometheus_rule",
     "render",
+    "rules_text",
+    "unit_test_texts",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -303,19 +307,18 @@ class _Expression:
         return self.tokens[self.at][1] if self.at < len(self.tokens) else None
 
     def _sum(self) -> Value:
-        left = self._product()
-        while self._peek() in ("+", "-"):
-            op = self.tokens[self.at][1]
-            self.at += 1
-            left = self._apply(op, left, self._product())
-        return left
+        return self._chain(("+", "-"), self._product)
 
     def _product(self) -> Value:
-        left = self._atom()
-        while self._peek() in ("*", "/"):
+        return self._chain(("*", "/"), self._atom)
+
+    def _chain(self, ops: tuple[str, str], operand: Callable[[], Value]) -> Value:
+        """``operand (op operand)*``, left to right, for the operators ``ops``."""
+        left = operand()
+        while self._peek() in ops:
             op = self.tokens[self.at][1]
             self.at += 1
-            left = self._apply(op, left, self._atom())
+            left = self._apply(op, left, operand())
         return left
 
     def _atom(self) -> Value:

@@ -39,7 +39,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.simulator import STATUS_KEYS, Fault, RecordedRequest, Simulator, default_specs
+from exporter.simulator import (
+    STATUS_KEYS,
+    WORKLOAD_TYPES,
+    Fault,
+    RecordedRequest,
+    Simulator,
+    default_specs,
+)
 from tests.processes import ROOT, ExporterProcess, start_exporter
 from tests.promtext import Samples, parse
 from tests.test_e2e import pool_counts
@@ -137,7 +144,10 @@ def expected_data(simulator: Simulator, projects: tuple[str, ...]) -> Samples:
     state = simulator.snapshot_state()
     want: Samples = {}
     for project in projects:
-        for pool, types in state.pools.get(project, {}).items():
+        for pool, reported in state.pools.get(project, {}).items():
+            # Every documented job type of a pool that answered, absent ones with no jobs.
+            none: dict[str, int] = {}
+            types = {job_type: none for job_type in WORKLOAD_TYPES} | dict(reported)
             for job_type, statuses in types.items():
                 # Every documented status, zeros too, then the undocumented ones.
                 served = {status: statuses.get(status, 0) for status in STATUS_KEYS} | statuses

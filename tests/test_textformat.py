@@ -180,19 +180,20 @@ ITEMS = st.builds(
 COUNTS = st.lists(st.tuples(st.tuples(TEXT, TEXT, TEXT), st.integers(0, 2**40)), max_size=3)
 SNAPSHOTS = st.builds(
     Snapshot,
-    st.just(60.0) | st.floats(0.001, 1e6),
-    st.just(180.0),
-    st.lists(ITEMS, max_size=6).map(tuple),
-    st.lists(st.tuples(TEXT, st.booleans()), max_size=2).map(tuple),
-    COUNTS.map(tuple),
-    COUNTS.map(tuple),
-    st.lists(
+    poll_interval_seconds=st.just(60.0) | st.floats(0.001, 1e6),
+    stale_after_seconds=st.just(180.0),
+    items=st.lists(ITEMS, max_size=6).map(tuple),
+    up=st.lists(st.tuples(TEXT, st.booleans()), max_size=2).map(tuple),
+    requests=COUNTS.map(tuple),
+    errors=COUNTS.map(tuple),
+    cycles=st.lists(
         st.tuples(TEXT, st.builds(CycleStats, st.integers(0, 10**9), st.integers(0, 10**9))),
         max_size=2,
     ).map(tuple),
-    st.tuples(st.integers(0, 7), st.integers(1, 8)),
-    st.lists(st.tuples(TEXT, NUMBERS), max_size=2).map(tuple),
-    st.builds(ConfigStatus, st.booleans(), st.none() | st.just(NOW)),
+    credentials_refused=st.lists(st.tuples(TEXT, st.booleans()), max_size=2).map(tuple),
+    shard=st.tuples(st.integers(0, 7), st.integers(1, 8)),
+    request_rates=st.lists(st.tuples(TEXT, NUMBERS), max_size=2).map(tuple),
+    config=st.builds(ConfigStatus, st.booleans(), st.none() | st.just(NOW)),
 )
 
 

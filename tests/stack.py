@@ -151,6 +151,8 @@ class Webhook:
         self.notifications: list[tuple[str, dict[str, Any]]] = []
         #: (arrival, receiver, whole notification) in order, for a failing test to show.
         self.log: list[tuple[float, str, dict[str, Any]]] = []
+        #: What ``echo`` printed last of each alert (a group's notification repeats them all).
+        self._echoed: dict[str, str] = {}
         self._lock = threading.Lock()
         received = self
 
@@ -162,10 +164,7 @@ class Webhook:
                     received.notifications.extend((receiver, a) for a in body["alerts"])
                     received.log.append((time.monotonic(), receiver, body))
                 if echo:
-                    for alert in body["alerts"]:
-                        labels = alert["labels"]
-                        subject = {k: v for k, v in labels.items() if k not in ("alertname",)}
-                        print(f"{receiver}: {alert['status']} {labels['alertname']} {subject}")
+                    received.echo(receiver, body["alerts"])
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -192,6 +191,16 @@ class Webhook:
                 and status in (None, alert["status"])
                 and all(alert["labels"].get(k) == v for k, v in labels.items())
             ]
+
+    def echo(self, receiver: str, alerts: list[dict[str, Any]]) -> None:
+        """Print each alert of a notification whose status changed since it was printed."""
+        for alert in alerts:
+            labels = dict(alert["labels"])
+            name, severity = labels.pop("alertname"), labels.pop("severity", "")
+            subject = " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+            if self._echoed.get(name + subject) != alert["status"]:
+                self._echoed[name + subject] = alert["status"]
+                print(f"{receiver}: {alert['status']} {name} ({severity}) {subject}", flush=True)
 
     def timeline(self, start: float = 0.0) -> str:
         """Every notification so far, one line each: seconds since ``start``, receiver, and

@@ -43,6 +43,7 @@ from exporter.parse import (
     parse_pool_list,
     parse_resource_specs,
     parse_workload_statistics,
+    zero_filled,
 )
 from exporter.signing import canonical_query
 
@@ -120,7 +121,7 @@ class ModelArtsClient:
         """ShowWorkloadStatistics: job counts by type and status in one pool."""
         path = f"/v2/{self._project}/statistics/pools/{quote(pool, safe='')}/workloads"
         body = await self._get(Api.WORKLOAD_STATISTICS, path, [])
-        return body.parse(parse_workload_statistics)
+        return zero_filled(body.parse(parse_workload_statistics))
 
     async def resource_specs(self, job_type: str) -> ResourceSpecs:
         """QueryJobResourceSpecs for one job type (``train``, ``inference``)."""

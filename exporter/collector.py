@@ -45,12 +45,9 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.models import (
-    JOB_STATUSES,
-    JOB_TYPES,
     NODE_STATES,
     POOL_PHASES,
     ItemState,
-    JobTypeStatistics,
     PoolList,
     ResourceSpec,
     ResourceSpecs,
@@ -122,43 +119,13 @@ def workload_families(items: Iterable[ItemState], every: str, make: Maker[F]) ->
         if not isinstance(item.data, WorkloadStatistics):
             continue
         project, pool = item.key.project_id, item.key.target
-        for job_type, total, statuses in zero_filled(item.data):
-            for status, count in statuses:
-                jobs.add_metric([project, pool, job_type, status], count)
-            if total is not None:
-                totals.add_metric([project, pool, job_type], total)
+        for stats in item.data.job_types:
+            for status, count in stats.statuses:
+                jobs.add_metric([project, pool, stats.job_type, status], count)
+            if stats.total is not None:
+                totals.add_metric([project, pool, stats.job_type], stats.total)
     yield jobs
     yield totals
-
-
-_NO_JOBS = tuple((status, 0.0) for status in JOB_STATUSES)
-
-
-def zero_filled(
-    data: WorkloadStatistics,
-) -> Iterator[tuple[str, float | None, Sequence[tuple[str, float]]]]:
-    """(job type, total, (status, count)...) for every documented job type, then the other
-    types the pool reported; each with every documented status, then its other statuses.
-
-    ModelArts may leave out a status or a job type with no jobs. Serving them as 0 means
-    a pool's first failed job is a rise from 0 that alerts see, not the birth of a series,
-    and a status that empties is a 0, not a gap. Unknown types and statuses pass through.
-    """
-    reported = {stats.job_type: stats for stats in data.job_types}
-    for job_type in JOB_TYPES:
-        if job_type not in reported:
-            yield job_type, 0.0, _NO_JOBS
-        else:
-            yield _filled(reported[job_type])
-    for stats in data.job_types:
-        if stats.job_type not in JOB_TYPES:
-            yield _filled(stats)
-
-
-def _filled(stats: JobTypeStatistics) -> tuple[str, float | None, Sequence[tuple[str, float]]]:
-    counts = dict(stats.statuses)
-    known = [(status, counts.pop(status, 0.0)) for status in JOB_STATUSES]
-    return stats.job_type, stats.total, [*known, *counts.items()]
 
 
 @dataclass(frozen=True)

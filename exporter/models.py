@@ -60,13 +60,15 @@ class JobTypeStatistics:
 
     job_type: str
     total: float | None
-    #: (lower-cased status, count) in the order the API returned them.
+    #: (lower-cased status, count) in the order the API returned them; the client's
+    #: ``parse.zero_filled`` puts every documented status first, 0 when left out.
     statuses: tuple[tuple[str, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class WorkloadStatistics:
-    """ShowWorkloadStatistics for one pool."""
+    """ShowWorkloadStatistics for one pool (after ``parse.zero_filled``: every documented job
+    type first, one the API left out with no jobs)."""
 
     job_types: tuple[JobTypeStatistics, ...]
 

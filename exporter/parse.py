@@ -19,6 +19,8 @@ from typing import Any
 
 from exporter.errors import ApiError, ErrorDetail, ResponseError, safe_error_code
 from exporter.models import (
+    JOB_STATUSES,
+    JOB_TYPES,
     NODE_STATES,
     POOL_PHASES,
     JobTypeStatistics,
@@ -36,6 +38,7 @@ __all__ = [
     "parse_pool_list",
     "parse_resource_specs",
     "parse_workload_statistics",
+    "zero_filled",
 ]
 
 _CODE_KEYS = ("error_code", "errorCode", "code")
@@ -155,6 +158,30 @@ def parse_workload_statistics(body: object) -> WorkloadStatistics:
             ),
         )
     return WorkloadStatistics(job_types=tuple(job_types.values()))
+
+
+def zero_filled(stats: WorkloadStatistics) -> WorkloadStatistics:
+    """``stats`` with every documented job type first (one the pool left out has no jobs,
+    total 0), each with every documented status first (0 when left out); unknown types and
+    statuses follow as returned.
+
+    ModelArts may leave out what has no jobs. Served as 0, a pool's first failed job is a
+    rise from 0 that alerts see, not the birth of a series at 1. The client applies it once
+    per poll, so that no render of /metrics pays for it."""
+    reported = {item.job_type: item for item in stats.job_types}
+    documented = tuple(_filled(reported.pop(t, None), t) for t in JOB_TYPES)
+    return WorkloadStatistics(documented + tuple(_filled(i, i.job_type) for i in reported.values()))
+
+
+_NO_JOBS = tuple((status, 0.0) for status in JOB_STATUSES)
+
+
+def _filled(item: JobTypeStatistics | None, job_type: str) -> JobTypeStatistics:
+    if item is None:
+        return JobTypeStatistics(job_type, 0.0, _NO_JOBS)
+    counts = dict(item.statuses)
+    known = tuple((status, counts.pop(status, 0.0)) for status in JOB_STATUSES)
+    return JobTypeStatistics(job_type, item.total, known + tuple(counts.items()))
 
 
 #: json.loads joins valid surrogate pairs, so any surrogate left in a str is a lone one.

@@ -54,11 +54,20 @@ WORKLOAD_BODY = {
         "items": [{"type": "train", "total": 3, "status": {"Running": 2, "Pending": 1}}],
     }
 }
+
+
+def documented(**counts: float) -> tuple[tuple[str, float], ...]:
+    """The nine documented statuses in their documented order, 0 unless given."""
+    names = "queue pending abnormal terminating creating running completed terminated failed"
+    return tuple((name, counts.get(name, 0.0)) for name in names.split())
+
+
+#: WORKLOAD_BODY as the client returns it: parsed, and zero-filled (parse.zero_filled).
 WORKLOAD = WorkloadStatistics(
     job_types=(
-        JobTypeStatistics(
-            job_type="train", total=3.0, statuses=(("running", 2.0), ("pending", 1.0))
-        ),
+        JobTypeStatistics("train", 3.0, documented(running=2.0, pending=1.0)),
+        JobTypeStatistics("infer", 0.0, documented()),
+        JobTypeStatistics("notebook", 0.0, documented()),
     )
 )
 SPECS_BODY = json.loads(SPECS_SAMPLE)
@@ -272,7 +281,7 @@ class TestRequests:
 
 class TestSuccess:
     def test_workload_statistics(self) -> None:
-        """A 200 answer becomes the parsed model, observed once as "200"."""
+        """A 200 answer becomes the parsed model, zero-filled, observed once as "200"."""
         harness = Harness(reply(200, WORKLOAD_BODY))
         assert harness.run(stats) == WORKLOAD
         assert harness.observed == [(Api.WORKLOAD_STATISTICS, "200")]

@@ -33,6 +33,7 @@ from exporter.parse import (
     parse_pool_list,
     parse_resource_specs,
     parse_workload_statistics,
+    zero_filled,
 )
 from tests.samples import CPU_SPEC, GPU_SPEC, SPECS_FAILED_SAMPLE, SPECS_SAMPLE
 
@@ -170,6 +171,77 @@ def assert_parse_invalid(parser: Callable[[Any], object], body: object, path: st
     assert error.local_code == "invalid_response"
     assert error.code == "invalid_response"
     assert error.detail.message.startswith(f"{path}: "), error.detail.message
+
+
+#: The nine statuses of the ShowWorkloadStatistics documentation, lower-cased, in its order.
+DOCUMENTED_STATUSES = [
+    "queue",
+    "pending",
+    "abnormal",
+    "terminating",
+    "creating",
+    "running",
+    "completed",
+    "terminated",
+    "failed",
+]
+
+
+class TestZeroFilled:
+    """What the client serves of ShowWorkloadStatistics: the parsed answer, zero-filled."""
+
+    def test_every_documented_status_of_a_reported_type(self) -> None:
+        """A status the API left out is 0: all nine documented ones, in their documented
+        order, so that a first failure is a rise from 0, never the birth of a series at 1."""
+        body = workload([{"type": "notebook", "total": 2, "status": {"Running": 2}}])
+        filled = zero_filled(parse_workload_statistics(body))
+        notebook = next(t for t in filled.job_types if t.job_type == "notebook")
+        assert notebook.statuses == tuple(
+            (status, 2.0 if status == "running" else 0.0) for status in DOCUMENTED_STATUSES
+        )
+        assert notebook.total == 2.0
+
+    def test_every_documented_type_once_the_pool_answered(self) -> None:
+        """train, infer and notebook are all there, in that order; a type the pool left out
+        has every status at 0 and a total of 0. A pool without any jobs is no exception."""
+        body = workload([{"type": "notebook", "total": 2, "status": {"Running": 2}}])
+        filled = zero_filled(parse_workload_statistics(body))
+        assert [t.job_type for t in filled.job_types] == ["train", "infer", "notebook"]
+        infer = filled.job_types[1]
+        assert (infer.total, infer.statuses) == (
+            0.0,
+            tuple((status, 0.0) for status in DOCUMENTED_STATUSES),
+        )
+        empty = zero_filled(parse_workload_statistics({"statistics": {"items": []}}))
+        assert [t.job_type for t in empty.job_types] == ["train", "infer", "notebook"]
+
+    def test_unknown_types_and_statuses_pass_through_after_the_documented_ones(self) -> None:
+        """A job type or status the documentation does not name is kept as it came, after
+        the documented ones; a missing total stays unknown (None), not 0."""
+        body = workload(
+            [
+                {"type": "batch", "total": 2, "status": {"Suspended": 2}},
+                {"type": "train", "status": {"Suspended": 1, "Running": 0}},
+            ]
+        )
+        filled = zero_filled(parse_workload_statistics(body))
+        assert [t.job_type for t in filled.job_types] == ["train", "infer", "notebook", "batch"]
+        train, batch = filled.job_types[0], filled.job_types[3]
+        assert [s for s, _ in train.statuses] == [*DOCUMENTED_STATUSES, "suspended"]
+        assert train.total is None
+        assert batch.statuses[-1] == ("suspended", 2.0)
+        assert [s for s, _ in batch.statuses] == [*DOCUMENTED_STATUSES, "suspended"]
+
+    def test_a_full_answer_is_unchanged(self) -> None:
+        """An answer with every documented type and status, in order, comes out equal."""
+        body = workload(
+            [
+                {"type": t, "total": 9, "status": {s.capitalize(): 1 for s in DOCUMENTED_STATUSES}}
+                for t in ("train", "infer", "notebook")
+            ]
+        )
+        parsed = parse_workload_statistics(body)
+        assert zero_filled(parsed) == parsed
 
 
 class TestWorkloadStatistics:

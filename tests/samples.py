@@ -79,3 +79,18 @@ GPU_SPEC = ResourceSpec(
 )
 
 # A JSON number too large for a float (400 digits); valid JSON, accepted by json.loads.
+
+
+#: The nine statuses of the ShowWorkloadStatistics seed ("status" table), lower-cased, in its
+#: order: written from the seed, not taken from the exporter's models.
+DOCUMENTED_STATUSES = (
+    "queue",
+    "pending",
+    "abnormal",
+    "terminating",
+    "creating",
+    "running",
+    "completed",
+    "terminated",
+    "failed",
+)

@@ -355,8 +355,6 @@ class Stack:
         self.stop_drift.set()
         for process in reversed(self.processes):
             if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGCONT)
                 process.send_signal(signal.SIGTERM)
         for process in self.processes:
             try:

@@ -40,7 +40,7 @@ from exporter.models import (
     WorkloadStatistics,
 )
 from exporter.simulator import Fault, Simulator
-from tests.samples import CPU_SPEC, GPU_SPEC, SPECS_SAMPLE
+from tests.samples import CPU_SPEC, DOCUMENTED_STATUSES, GPU_SPEC, SPECS_SAMPLE
 
 PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"  # 32 characters, as documented
 ENDPOINT = "https://modelarts.cn-north-4.myhuaweicloud.com"
@@ -58,8 +58,7 @@ WORKLOAD_BODY = {
 
 def documented(**counts: float) -> tuple[tuple[str, float], ...]:
     """The nine documented statuses in their documented order, 0 unless given."""
-    names = "queue pending abnormal terminating creating running completed terminated failed"
-    return tuple((name, counts.get(name, 0.0)) for name in names.split())
+    return tuple((name, counts.get(name, 0.0)) for name in DOCUMENTED_STATUSES)
 
 
 #: WORKLOAD_BODY as the client returns it: parsed, and zero-filled (parse.zero_filled).

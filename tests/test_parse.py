@@ -35,7 +35,13 @@ from exporter.parse import (
     parse_workload_statistics,
     zero_filled,
 )
-from tests.samples import CPU_SPEC, GPU_SPEC, SPECS_FAILED_SAMPLE, SPECS_SAMPLE
+from tests.samples import (
+    CPU_SPEC,
+    DOCUMENTED_STATUSES,
+    GPU_SPEC,
+    SPECS_FAILED_SAMPLE,
+    SPECS_SAMPLE,
+)
 
 # ShowWorkloadStatistics, shaped as Tables 2-5 document it (every status key of Table 5).
 WORKLOAD_BODY = b"""{
@@ -171,20 +177,6 @@ def assert_parse_invalid(parser: Callable[[Any], object], body: object, path: st
     assert error.local_code == "invalid_response"
     assert error.code == "invalid_response"
     assert error.detail.message.startswith(f"{path}: "), error.detail.message
-
-
-#: The nine statuses of the ShowWorkloadStatistics documentation, lower-cased, in its order.
-DOCUMENTED_STATUSES = [
-    "queue",
-    "pending",
-    "abnormal",
-    "terminating",
-    "creating",
-    "running",
-    "completed",
-    "terminated",
-    "failed",
-]
 
 
 class TestZeroFilled:

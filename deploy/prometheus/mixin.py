@@ -195,13 +195,13 @@ class Settings:
             },
         )
 
-    def durations(self, alert: str) -> list[Duration]:
-        """The ``for`` of ``alert``, or its window when it has no ``for``."""
+    def wait(self, alert: str) -> Duration | None:
+        """How long ``alert`` takes to fire: its ``for``, or its window when it has none."""
         for knob in ("for", "window"):
             value = self.values.get(f"{alert}.{knob}")
             if isinstance(value, Duration):
-                return [value]
-        return []
+                return value
+        return None
 
 
 def _string(value: object, where: str, pattern: str, expected: str) -> str:
@@ -618,11 +618,11 @@ def check_inhibitions(settings: Settings, alertmanager: str) -> None:
             raise MixinError(f"{where}: matches no alert of settings.yml on one side")
         for source in sources:
             for target in targets:
-                slow, fast = settings.durations(source), settings.durations(target)
-                if slow and fast and not slow[0] < fast[0]:
+                slow, fast = settings.wait(source), settings.wait(target)
+                if slow is not None and fast is not None and not slow < fast:
                     raise MixinError(
-                        f"alerts.{source}: fires after {slow[0]}, not sooner than "
-                        f"{target} ({fast[0]}), which alertmanager.yml lets it inhibit"
+                        f"alerts.{source}: fires after {slow}, not sooner than "
+                        f"{target} ({fast}), which alertmanager.yml lets it inhibit"
                     )
 
 

@@ -206,6 +206,7 @@ class _Wiring:
             request_rate=partial(_rate_of, budget),
             refusal_backoff=config.poll_interval,
             discovery=discovery,
+            region=target.region,
         )
         return _Wired(target, poller, tuple(clients))
 

@@ -27,6 +27,9 @@ Health: ``modelarts_up``, ``modelarts_poll_*`` per item, API request and error c
 cycle counters, ``modelarts_exporter_build_info`` and ``modelarts_exporter_shard``. Data older
 than ``stale_after`` is left out; health series stay so that an operator can see why.
 
+Every series of a project has ``region`` (its target's) after ``project_id``; the examples
+above leave it out.
+
 Configuration reloads, named as Prometheus names its own::
 
     modelarts_exporter_config_last_reload_successful 1
@@ -36,7 +39,7 @@ Configuration reloads, named as Prometheus names its own::
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -60,8 +63,9 @@ from exporter.textformat import join as join_text
 __all__ = ["SnapshotCollector", "families", "render_text"]
 
 GIB = 2**30
-_ITEM = ["project_id", "api", "target"]
-_SPEC = ["project_id", "job_type", "spec_code"]
+_PROJECT = ["project_id", "region"]
+_ITEM = [*_PROJECT, "api", "target"]
+_SPEC = [*_PROJECT, "job_type", "spec_code"]
 
 
 class Family(Protocol):
@@ -71,6 +75,10 @@ class Family(Protocol):
 
 
 F = TypeVar("F", bound=Family)
+#: project_id -> region (``Snapshot.regions``)
+Regions = Mapping[str, str]
+#: One sample: its label values and its value.
+Row = tuple[tuple[str, ...], float]
 F_co = TypeVar("F_co", bound=Family, covariant=True)
 
 
@@ -101,29 +109,32 @@ def _every(snapshot: Snapshot) -> str:
     return f"polled every {snapshot.poll_interval_seconds:g} seconds"
 
 
-def workload_families(items: Iterable[ItemState], every: str, make: Maker[F]) -> Iterator[F]:
+def workload_families(
+    items: Iterable[ItemState], regions: Regions, every: str, make: Maker[F]
+) -> Iterator[F]:
     """The ShowWorkloadStatistics families."""
     jobs = make(
         "gauge",
         "modelarts_pool_jobs",
         f"Jobs in a dedicated resource pool by job type and status, {every}.",
-        ["project_id", "pool", "type", "status"],
+        [*_PROJECT, "pool", "type", "status"],
     )
     totals = make(
         "gauge",
         "modelarts_pool_type_jobs",
         f"Jobs of one type in a dedicated resource pool (the item's total), {every}.",
-        ["project_id", "pool", "type"],
+        [*_PROJECT, "pool", "type"],
     )
     for item in items:
         if not isinstance(item.data, WorkloadStatistics):
             continue
         project, pool = item.key.project_id, item.key.target
+        region = regions.get(project, "")
         for stats in item.data.job_types:
             for status, count in stats.statuses:
-                jobs.add_metric([project, pool, stats.job_type, status], count)
+                jobs.add_metric([project, region, pool, stats.job_type, status], count)
             if stats.total is not None:
-                totals.add_metric([project, pool, stats.job_type], stats.total)
+                totals.add_metric([project, region, pool, stats.job_type], stats.total)
     yield jobs
     yield totals
 
@@ -154,7 +165,9 @@ _NUMERIC = (
 )
 
 
-def spec_families(items: Iterable[ItemState], every: str, make: Maker[F]) -> Iterator[F]:
+def spec_families(
+    items: Iterable[ItemState], regions: Regions, every: str, make: Maker[F]
+) -> Iterator[F]:
     """The QueryJobResourceSpecs families."""
     no_resource = make(
         "gauge",
@@ -173,16 +186,17 @@ def spec_families(items: Iterable[ItemState], every: str, make: Maker[F]) -> Ite
         "gauge",
         "modelarts_specs",
         f"Resource specs available to a job type (spec_total_count), {every}.",
-        ["project_id", "job_type"],
+        [*_PROJECT, "job_type"],
     )
     for item in items:
         if not isinstance(item.data, ResourceSpecs):
             continue
         project, job_type = item.key.project_id, item.key.target
+        region = regions.get(project, "")
         if item.data.total_count is not None:
-            count.add_metric([project, job_type], item.data.total_count)
+            count.add_metric([project, region, job_type], item.data.total_count)
         for spec in item.data.specs:
-            labels = [project, job_type, spec.spec_code]
+            labels = [project, region, job_type, spec.spec_code]
             if spec.no_resource is not None:
                 no_resource.add_metric(labels, 1.0 if spec.no_resource else 0.0)
             info.add_metric(
@@ -198,9 +212,9 @@ def spec_families(items: Iterable[ItemState], every: str, make: Maker[F]) -> Ite
     yield count
 
 
-def pool_families(items: Iterable[ItemState], make: Maker[F]) -> Iterator[F]:
+def pool_families(items: Iterable[ItemState], regions: Regions, make: Maker[F]) -> Iterator[F]:
     """The ListPools (discovery) families."""
-    pool = ["project_id", "pool"]
+    pool = [*_PROJECT, "pool"]
     info = make(
         "gauge",
         "modelarts_pool_info",
@@ -239,7 +253,7 @@ def pool_families(items: Iterable[ItemState], make: Maker[F]) -> Iterator[F]:
             continue
         project = item.key.project_id
         for found in item.data.pools:
-            labels = [project, found.name]
+            labels = [project, regions.get(project, ""), found.name]
             info.add_metric([*labels, found.display_name, found.pool_type, found.workspace_id], 1.0)
             phases = POOL_PHASES if found.phase in POOL_PHASES else (*POOL_PHASES, found.phase)
             for name in phases:
@@ -266,24 +280,29 @@ def pool_families(items: Iterable[ItemState], make: Maker[F]) -> Iterator[F]:
 def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
     """The exporter's own view of how polling goes."""
     every = _every(snapshot)
-    up = make(
+    regions = dict(snapshot.regions)
+
+    def located(rows: Iterable[tuple[tuple[str, ...], float]]) -> Iterator[Row]:
+        """Rows keyed by (project_id, ...) keyed by (project_id, region, ...) instead."""
+        return (((key[0], regions.get(key[0], ""), *key[1:]), value) for key, value in rows)
+
+    yield _table(
+        make,
         "gauge",
         "modelarts_up",
         "1 when the project's last poll cycle reached ModelArts with accepted credentials, "
         "else 0 (a cycle that sent nothing keeps the value).",
-        ["project_id"],
+        _PROJECT,
+        located(((project,), float(reached)) for project, reached in snapshot.up),
     )
-    for project, reached in snapshot.up:
-        up.add_metric([project], 1.0 if reached else 0.0)
-    yield up
     yield _table(
         make,
         "gauge",
         "modelarts_credentials_refused",
         "1 from a 401/403 answer to the project's requests until ModelArts accepts a request "
         "again (while the exporter waits out its refusal backoff too), else 0.",
-        ["project_id"],
-        (((project,), float(refused)) for project, refused in snapshot.credentials_refused),
+        _PROJECT,
+        located(((project,), float(refused)) for project, refused in snapshot.credentials_refused),
     )
 
     success = make(
@@ -305,7 +324,8 @@ def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
         _ITEM,
     )
     for item in snapshot.items:
-        labels = [item.key.project_id, item.key.api.value, item.key.target]
+        project = item.key.project_id
+        labels = [project, regions.get(project, ""), item.key.api.value, item.key.target]
         success.add_metric(labels, 1.0 if item.success else 0.0)
         duration.add_metric(labels, item.duration_seconds)
         if item.last_success is not None:
@@ -320,7 +340,7 @@ def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
         "The error code of the item's last poll when it failed (value always 1; no series "
         "while the last poll succeeded), e.g. ModelArts.50015001 for a pool that does not exist.",
         [*_ITEM, "error_code"],
-        (
+        located(
             ((item.key.project_id, item.key.api.value, item.key.target, item.error_code), 1.0)
             for item in snapshot.items
             if not item.success and item.error_code is not None
@@ -333,8 +353,8 @@ def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
         "modelarts_api_requests",
         "HTTP requests sent to ModelArts (and IAM, api 'iam_tokens') by API and response "
         "status ('none': no response; 401, 403 and 429 start at 0).",
-        ["project_id", "api", "code"],
-        snapshot.requests,
+        [*_PROJECT, "api", "code"],
+        located(snapshot.requests),
     )
     yield _table(
         make,
@@ -342,8 +362,8 @@ def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
         "modelarts_poll_errors",
         "Failed polls by API and error code (ModelArts code, or the exporter's word for a "
         "failure without one, e.g. timeout).",
-        ["project_id", "api", "error_code"],
-        snapshot.errors,
+        [*_PROJECT, "api", "error_code"],
+        located(snapshot.errors),
     )
     yield _table(
         make,
@@ -351,10 +371,10 @@ def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
         "modelarts_request_budget_rate",
         "Requests per second the project's request budget allows now: requests_per_second, "
         "lower after a 429 until it recovers.",
-        ["project_id"],
-        (((project,), rate) for project, rate in snapshot.request_rates),
+        _PROJECT,
+        located(((project,), rate) for project, rate in snapshot.request_rates),
     )
-    yield from _cycle_families(snapshot, make)
+    yield from _cycle_families(snapshot, located, make)
 
 
 def _table(
@@ -363,7 +383,7 @@ def _table(
     name: str,
     documentation: str,
     labels: list[str],
-    rows: Iterable[tuple[tuple[str, ...], float]],
+    rows: Iterable[Row],
 ) -> F:
     """A family with one sample per (label values, value) row."""
     family = make(kind, name, documentation, labels)
@@ -372,15 +392,19 @@ def _table(
     return family
 
 
-def _cycle_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
-    project = ["project_id"]
+def _cycle_families(
+    snapshot: Snapshot,
+    located: Callable[[Iterable[tuple[tuple[str, ...], float]]], Iterator[Row]],
+    make: Maker[F],
+) -> Iterator[F]:
+    project = _PROJECT
     yield _table(
         make,
         "counter",
         "modelarts_exporter_poll_cycles",
         "Poll cycles completed; every project is polled on its own loop.",
         project,
-        (((p,), stats.cycles) for p, stats in snapshot.cycles),
+        located(((p,), stats.cycles) for p, stats in snapshot.cycles),
     )
     yield _table(
         make,
@@ -388,7 +412,7 @@ def _cycle_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
         "modelarts_exporter_skipped_cycles",
         "Poll cycles of the project skipped because its previous cycle overran the interval.",
         project,
-        (((p,), stats.skipped) for p, stats in snapshot.cycles),
+        located(((p,), stats.skipped) for p, stats in snapshot.cycles),
     )
     yield _table(
         make,
@@ -396,7 +420,7 @@ def _cycle_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
         "modelarts_exporter_poll_cycle_duration_seconds",
         "Wall time of the project's last complete poll cycle.",
         project,
-        (((p,), stats.last_duration_seconds) for p, stats in snapshot.cycles),
+        located(((p,), stats.last_duration_seconds) for p, stats in snapshot.cycles),
     )
     yield _single(
         make,
@@ -453,9 +477,10 @@ def families(snapshot: Snapshot, now: float, make: Maker[F]) -> Iterator[F]:
     """Every family of ``snapshot`` as seen at ``now``, made by ``make``."""
     fresh = [i for i in snapshot.items if snapshot.is_fresh(i, now)]
     every = _every(snapshot)
-    yield from workload_families(fresh, every, make)
-    yield from spec_families(fresh, every, make)
-    yield from pool_families(fresh, make)
+    regions = dict(snapshot.regions)
+    yield from workload_families(fresh, regions, every, make)
+    yield from spec_families(fresh, regions, every, make)
+    yield from pool_families(fresh, regions, make)
     yield from health_families(snapshot, make)
 
 

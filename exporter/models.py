@@ -203,6 +203,9 @@ class Snapshot:
     items: tuple[ItemState, ...] = ()
     #: project_id -> whether the last cycle reached ModelArts with accepted credentials
     up: tuple[tuple[str, bool], ...] = ()
+    #: project_id -> the region of the project (its target's ``region``), a label of every
+    #: per-project series
+    regions: tuple[tuple[str, str], ...] = ()
     #: (project_id, api, http status or "none") -> requests sent
     requests: tuple[tuple[tuple[str, str, str], int], ...] = ()
     #: (project_id, api, error code) -> failed polls

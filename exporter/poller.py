@@ -145,8 +145,11 @@ class TargetPoller:
         request_rate: Callable[[], float] | None = None,
         refusal_backoff: float = 60.0,
         discovery: PoolDiscovery | None = None,
+        region: str = "",
     ) -> None:
         self.project_id = project_id
+        #: The project's region: a label of its series, nothing else.
+        self.region = region
         self._static = tuple(items)
         self._static_keys = frozenset(self._static)
         #: The request budget's current rate, when the target has a budget.
@@ -482,6 +485,7 @@ class Poller:
             stale_after_seconds=self._stale_after,
             items=tuple(self._states[k] for k in sorted(self._states)),
             up=tuple(sorted(self._up.items())),
+            regions=tuple(sorted((p, t.region) for p, t in self._targets.items())),
             credentials_refused=tuple(sorted((p, t.refused) for p, t in self._targets.items())),
             requests=tuple(sorted(self._ledger.requests.items())),
             errors=tuple(sorted(self._ledger.errors.items())),

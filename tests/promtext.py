@@ -17,8 +17,13 @@ def parse(text: str) -> Samples:
 
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
-    """One sample's value, or None when there is no such series."""
-    return samples.get((name, frozenset(labels.items())))
+    """The value of the one series of ``name`` whose labels include ``labels`` (so a test
+    need not name labels it is not about, such as ``region``), or None when there is none.
+    More than one such series is an error: the labels given must pick one series."""
+    found = series(samples, name, **labels)
+    if len(found) > 1:
+        raise AssertionError(f"{len(found)} series of {name} match {labels}: {sorted(found)}")
+    return next(iter(found.values()), None)
 
 
 def series(samples: Samples, name: str, **labels: str) -> dict[frozenset[tuple[str, str]], float]:

@@ -35,6 +35,7 @@ from tests.promtext import Samples, series, value
 from tests.promtext import parse as samples
 
 P = "0123456789abcdef0123456789abcdef"
+REGION = "ap-southeast-3"
 NOW = 1_800_000_000.0
 
 V100 = ResourceSpec(
@@ -84,6 +85,9 @@ def snapshot() -> Snapshot:
             item("train", specs, NOW - 10),
         ),
         up=((P, True),),
+        regions=((P, REGION),),
+        credentials_refused=((P, False),),
+        request_rates=((P, 50.0),),
         requests=(((P, "workload_statistics", "200"), 7),),
         errors=(((P, "workload_statistics", "timeout"), 2),),
         cycles=((P, CycleStats(3, 1, last_duration_seconds=0.5, last_finished=NOW)),),
@@ -103,6 +107,21 @@ class TestCollector:
         assert jobs(parsed, "pool-a", "train", "running") == 3.0
         assert jobs(parsed, "pool-a", "notebook", "running") == 2.0
         assert len(series(parsed, "modelarts_pool_jobs")) == 4
+
+    def test_every_series_of_a_project_carries_its_region(self) -> None:
+        """Each series with a project_id, data and health alike, has the project's region;
+        the exporter's own series (build, shard, config) have neither."""
+        parsed = samples(render(snapshot(), NOW).text.plain.decode())
+        located = {name for (name, labels) in parsed if ("project_id", P) in labels}
+        assert {"modelarts_pool_jobs", "modelarts_spec_info", "modelarts_up"} <= located
+        assert {"modelarts_request_budget_rate", "modelarts_credentials_refused"} <= located
+        assert {"modelarts_exporter_poll_cycles_total", "modelarts_poll_errors_total"} <= located
+        for name, labels in parsed:
+            names = {label for label, _ in labels}
+            if "project_id" in names:
+                assert ("region", REGION) in labels, name
+            else:
+                assert "region" not in names, name
 
     def test_missing_total_has_no_type_series(self) -> None:
         """An item without ``total`` yields no modelarts_pool_type_jobs series."""
@@ -134,6 +153,7 @@ class TestCollector:
             frozenset(
                 {
                     ("project_id", P),
+                    ("region", REGION),
                     ("api", "workload_statistics"),
                     ("target", "pool-old"),
                     ("error_code", "timeout"),

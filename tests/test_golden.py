@@ -20,6 +20,7 @@ from exporter.simulator import Fault, Simulator, default_specs
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
 PROJECT = "901de0901de0901de0901de0901de090"
+REGION = "cn-north-4"
 NOW = 1_800_000_000.0
 AK, SK = "GOLDENACCESSKEY00000", "golden-secret-key"
 DOMAIN, USER, PASSWORD = "golden-account", "monitor", "golden-password"
@@ -85,7 +86,7 @@ def exposition(endpoint: str, credentials: Mapping[str, object]) -> str:
             "targets": [
                 {
                     "project_id": PROJECT,
-                    "region": "cn-north-4",
+                    "region": REGION,
                     "endpoint": endpoint,
                     "iam_endpoint": endpoint,
                     # pool-gpu is also discovered: it is polled once.
@@ -146,7 +147,7 @@ class TestGolden:
         iam = [line for line in lines if 'api="iam_tokens"' in line]
         assert iam == [
             f'modelarts_api_requests_total{{api="iam_tokens",code="{code}",'
-            f'project_id="{PROJECT}"}} {value}\n'
+            f'project_id="{PROJECT}",region="{REGION}"}} {value}\n'
             for code, value in (("201", "1.0"), ("401", "0.0"), ("403", "0.0"), ("429", "0.0"))
         ]
         assert "".join(line for line in lines if line not in iam) == GOLDEN.read_text()

@@ -6,7 +6,7 @@ benchmark reads, from the exporter's own /metrics:
 
 - cycle wall time (``modelarts_exporter_poll_cycle_duration_seconds``) against the ideal
   ``ceil((N + job types) / 16) x 50 ms`` (plus one 50 ms step: each cycle sends one probe
-  request alone before fanning out, see README "Credential safety");
+  request alone before fanning out, see docs/configuration.md, "Credential safety");
 - API requests per cycle (``modelarts_api_requests_total`` divided by cycles), which must be
   exactly pools + job types;
 - exporter CPU seconds per request (``process_cpu_seconds_total`` over requests);

@@ -16,9 +16,9 @@ Each row of ``ROWS`` injects one fault, waits until /metrics shows it, clears it
 for recovery. Every scrape meanwhile (one each 100 ms) must answer 200 within 100 ms, and
 every item's data must equal the simulator's state while fresh: present while its last
 success is younger than ``stale_after``, absent once older, never otherwise. Items the
-fault does not hit must keep succeeding. The README's fault matrix is the same matrix in
-words (``docs/fault-matrix.md`` says how it is checked); ``test_every_row_is_documented``
-keeps the two in step.
+fault does not hit must keep succeeding. The fault matrix in ``docs/troubleshooting.md`` is
+the same matrix in words (``docs/fault-matrix.md`` says how it is checked);
+``test_every_row_is_documented`` keeps the two in step.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ DAY = 86400.0
 
 WORKLOADS, SPECS, POOLS = "workload_statistics", "resource_specs", "pools"
 LAST_SUCCESS = "modelarts_poll_last_success_timestamp_seconds"
-README = ROOT / "README.md"
+TROUBLESHOOTING = ROOT / "docs" / "troubleshooting.md"
 
 #: Data series checked against the simulator's state; the other data series (info, phase,
 #: nodes) must stay as they were when the module started.
@@ -140,7 +140,7 @@ def number(value: object) -> float | None:
 
 
 def expected_data(simulator: Simulator, projects: tuple[str, ...]) -> Samples:
-    """The job and spec series the simulator's state should show as, per the README."""
+    """The job and spec series the simulator's state should show as, per docs/metrics.md."""
     state = simulator.snapshot_state()
     want: Samples = {}
     for project in projects:
@@ -813,7 +813,8 @@ def assert_one_refusal_per_cycle(
 
 def assert_asked_after_backoff(sent: list[RecordedRequest], second: RecordedRequest) -> None:
     """After two refused cycles in a row the target is next asked two intervals later
-    (README: at a 60 s interval a refused key is tried at minutes 0, 1, 3, 7, 15)."""
+    (docs/configuration.md, "Credential safety": at a 60 s interval a refused key is tried
+    at minutes 0, 1, 3, 7, 15)."""
     later = [r for r in sent if r.time > second.time + 0.2]
     assert later, "never asked again"
     waited = later[0].time - second.time
@@ -875,7 +876,7 @@ def test_stale_data_leaves_at_stale_after_and_not_before(matrix: Matrix) -> None
     assert max(matrix.durations) < SCRAPE_BUDGET
 
 
-MATRIX_HEADING = "### When ModelArts misbehaves: the fault matrix\n"
+MATRIX_HEADING = "## When ModelArts misbehaves: the fault matrix\n"
 
 
 def documented_rows(path: Path) -> list[str]:
@@ -885,7 +886,7 @@ def documented_rows(path: Path) -> list[str]:
 
 
 def test_every_row_is_documented() -> None:
-    """The README's fault matrix has one table row per fault of ROWS, and no other."""
-    documented = documented_rows(README)
+    """docs/troubleshooting.md's fault matrix has one table row per fault of ROWS, and no other."""
+    documented = documented_rows(TROUBLESHOOTING)
     assert sorted(documented) == sorted(row.id for row in ROWS)
     assert len(set(documented)) == len(documented)

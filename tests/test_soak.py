@@ -1,7 +1,7 @@
 """The soak script (``bench/soak.py``): its verdicts, and a short run of it in CI.
 
-The full soak (``make soak``: 2000 cycles after a 300-cycle warm-up, figures in the README's
-"Soak" section) takes a few minutes; CI runs the same script for 300 cycles after a
+The full soak (``make soak``: 2000 cycles after a 300-cycle warm-up, figures in
+docs/performance.md, "Soak") takes a few minutes; CI runs the same script for 300 cycles after a
 200-cycle warm-up, which still injects every kind of fault at least once (the warm-up goes
 through them all, in order, before the baseline).
 """

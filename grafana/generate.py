@@ -3,16 +3,21 @@
     python grafana/generate.py            write the JSON files
     python grafana/generate.py --check    exit 1 if the committed files differ from the output
 
-Three dashboards, linked to each other by their common tag:
+Four dashboards, linked to each other by their common tag:
 
-- ``modelarts-pools``: jobs per pool, job type and status, now and over time, and the pools
-  themselves (phase, nodes) from pool discovery;
+- ``modelarts-fleet``: every project and pool at a glance, across regions: abnormal, failed
+  and waiting jobs, exhausted specs, polling health; a pool's row links to its pools view;
+- ``modelarts-pools``: jobs per pool, job type and status, now and over time (live states
+  apart from the cumulative ones), and the pools themselves (phase, nodes) from discovery;
 - ``modelarts-capacity``: resource specs and which of them have run out;
 - ``modelarts-exporter``: the exporter's own health (polls, API calls, errors, process).
 
 Every query reads the data source chosen in the ``datasource`` variable and filters by the
-dashboard's other variables, each named after the label it matches. The JSON is the Grafana
-10 model (schemaVersion 39) as "Export for sharing externally" writes it, ready to import.
+dashboard's other variables, each named after the label it matches; every dashboard has
+``region`` and ``project_id``, several values or All. Series of a pool or project are counted
+once however many exporter replicas serve them (``once``), as the recording rules do. The
+JSON is the Grafana 10 model (schemaVersion 39) as "Export for sharing externally" writes
+it, ready to import.
 """
 
 from __future__ import annotations
@@ -32,11 +37,14 @@ __all__ = [
     "SCHEMA_VERSION",
     "build_all",
     "capacity_dashboard",
+    "expand",
     "exporter_dashboard",
+    "fleet_dashboard",
     "main",
     "panel_queries",
     "pools_dashboard",
     "render",
+    "variable_queries",
 ]
 
 Json = dict[str, Any]
@@ -50,6 +58,8 @@ ALL = ".*"
 """What an "All" selection of a multi-value variable stands for in a ``=~`` matcher."""
 
 GRAFANA_MACROS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
+LOCATION = ("region", "project_id")
+"""The labels, and variables, that say where a series is: every dashboard filters by both."""
 """Grafana's built-in variables the dashboards use, with the values ``panel_queries`` gives them."""
 
 _DATASOURCE: Json = {"type": "prometheus", "uid": "${datasource}"}
@@ -420,15 +430,54 @@ def query_variable(name: str, label: str, query: str, *, multi: bool = False) ->
     return variable
 
 
+def location_variables() -> list[Json]:
+    """``region`` and ``project_id``, several values or All, from ``modelarts_up`` (served for
+    every configured project, whatever else fails); the projects offered are the regions'."""
+    return [
+        query_variable("region", "Region", "label_values(modelarts_up, region)", multi=True),
+        query_variable(
+            "project_id",
+            "Project",
+            f"label_values({sel('modelarts_up', ['region'])}, project_id)",
+            multi=True,
+        ),
+    ]
+
+
+def alerts_annotation(*extra: str) -> Json:
+    """Firing ModelArts alerts of the selected projects (and ``extra`` matchers), as
+    annotations: a page and the graph it is about line up."""
+    matchers = ", ".join([*(f'{label}=~"${label}"' for label in LOCATION), *extra])
+    return {
+        "datasource": datasource(),
+        "enable": True,
+        "expr": f'ALERTS{{alertstate="firing", alertname=~"ModelArts.+", {matchers}}}',
+        "hide": False,
+        "iconColor": "red",
+        "name": "ModelArts alerts",
+        "step": "1m",
+        "tagKeys": "severity",
+        "textFormat": "{{pool}} {{project_id}} ({{region}})",
+        "titleFormat": "{{alertname}}",
+        "useValueForTime": False,
+    }
+
+
 def _plugins(panels: Sequence[Json]) -> Iterator[Json]:
     for kind in sorted({p["type"] for p in panels if p["type"] != "row"}):
         yield {"id": kind, "name": _PANEL_NAMES[kind], "type": "panel", "version": ""}
 
 
 def dashboard(
-    uid: str, title: str, description: str, variables: Sequence[Json], panels: Sequence[Json]
+    uid: str,
+    title: str,
+    description: str,
+    variables: Sequence[Json],
+    panels: Sequence[Json],
+    annotations: Sequence[Json] = (),
 ) -> Json:
-    """A whole dashboard, import-ready, linked to the other ModelArts dashboards by tag."""
+    """A whole dashboard, import-ready, linked to the other ModelArts dashboards by tag;
+    its variables follow the data source, region and project ones."""
     laid_out = arrange(panels)
     return {
         "__elements": {},
@@ -438,7 +487,7 @@ def dashboard(
             {"id": "prometheus", "name": "Prometheus", "type": "datasource", "version": "1.0.0"},
             *_plugins(laid_out),
         ],
-        "annotations": {"list": []},
+        "annotations": {"list": list(annotations)},
         "description": description,
         "editable": True,
         "fiscalYearStartMonth": 0,
@@ -463,7 +512,7 @@ def dashboard(
         "refresh": "1m",
         "schemaVersion": SCHEMA_VERSION,
         "tags": [TAG],
-        "templating": {"list": [datasource_variable(), *variables]},
+        "templating": {"list": [datasource_variable(), *location_variables(), *variables]},
         "time": {"from": "now-6h", "to": "now"},
         "timepicker": {},
         "timezone": "",
@@ -484,80 +533,119 @@ _PHASES = {
     "Deleting": ("Deleting", "purple"),
     "Error": ("Error", "red"),
 }
+_REACHABLE = {0: ("down", "red"), 1: ("up", "green")}
+_REFUSED = {0: ("accepted", "green"), 1: ("refused", "red")}
+
+LIVE_STATUSES = ("queue", "pending", "creating", "running", "abnormal", "terminating")
+"""Job statuses a job is in while it lives: their counts rise and fall."""
+FINISHED_STATUSES = ("completed", "terminated", "failed")
+"""Job statuses a job ends in: their counts only grow, until jobs are deleted."""
+
+JOBS = "modelarts_pool_jobs"
+PER_STATUS = "project_id, region, pool, type, status"
+PER_POOL = "project_id, region, pool"
+PER_PROJECT = "project_id, region"
+PER_ITEM = "project_id, region, api, target"
+PER_SPEC = "project_id, region, job_type, spec_code"
+# A pool comes from its job statistics and, with discovery on, from ListPools: a pool being
+# created or in Error may have no job series yet.
+POOL_SERIES = '__name__=~"modelarts_pool_jobs|modelarts_pool_info"'
+_POOLS_URL = (
+    "/d/modelarts-pools/modelarts-pools-overview?${__url_time_range}"
+    "&var-datasource=${datasource}&var-region=${__data.fields.region}"
+)
+PROJECT_LINK = f"{_POOLS_URL}&var-project_id=${{__value.raw}}"
+"""A project's cell → the pools overview of that project (same data source and time)."""
+POOL_LINK = f"{_POOLS_URL}&var-project_id=${{__data.fields.project_id}}&var-pool=${{__value.raw}}"
+"""A pool's cell → the pools overview of that pool."""
+
+
+def count_stat(
+    title: str,
+    description: str,
+    expr: str,
+    steps: Json,
+    *,
+    legend: str,
+    size: tuple[int, int] = (6, 4),
+) -> Json:
+    """A whole number, coloured by ``steps``."""
+    return stat(
+        title,
+        description,
+        [target(expr, legend)],
+        size,
+        fields=field_config(steps=steps, decimals=0, color={"mode": "thresholds"}),
+    )
+
+
+def statuses(names: Sequence[str]) -> str:
+    """A ``status=~`` matcher for ``names``."""
+    return f'status=~"{"|".join(names)}"'
+
+
+def link(title: str, url: str) -> Json:
+    """A data link of a table column: a click on a cell opens ``url`` (same tab)."""
+    return {"targetBlank": False, "title": title, "url": url}
 
 
 def pools_dashboard() -> Json:
-    """Jobs per pool, job type and status: current totals, history, and a pool-by-status table;
-    then the pools themselves (phase and nodes, from pool discovery)."""
-    bound = ("project_id", "pool", "type")
-    per_pool = ("project_id", "pool")
-    jobs = "modelarts_pool_jobs"
+    """Jobs per pool, job type and status: current totals, history (live states apart from the
+    cumulative ones), a pool-by-status table; then the pools themselves (phase and nodes)."""
+    bound = (*LOCATION, "pool", "type")
+    per_pool = (*LOCATION, "pool")
     phase, nodes, in_service = "modelarts_pool_phase", "modelarts_pool_nodes", 'phase="Running"'
-    # Pools come from the job statistics and, with discovery on, from ListPools: a pool
-    # being created or in Error may have no job series yet.
-    pool_series = '__name__=~"modelarts_pool_jobs|modelarts_pool_info"'
-    size_stat = (6, 4)
     running, waiting, abnormal = 'status="running"', 'status=~"queue|pending"', 'status="abnormal"'
-    per_status = "project_id, pool, type, status"
 
-    def total(title: str, description: str, expr: str, steps: Json) -> Json:
-        return stat(
-            title,
-            description,
-            [target(f"{expr} or vector(0)", "jobs")],
-            size_stat,
-            fields=field_config(steps=steps, decimals=0, color={"mode": "thresholds"}),
-        )
+    def total(status: str) -> str:
+        return f"sum({once(sel(JOBS, bound, status), PER_STATUS)})"
 
     variables = [
-        query_variable("project_id", "Project", f"label_values({{{pool_series}}}, project_id)"),
         query_variable(
-            "pool",
-            "Pool",
-            f"label_values({sel('', ['project_id'], pool_series)}, pool)",
-            multi=True,
+            "pool", "Pool", f"label_values({sel('', LOCATION, POOL_SERIES)}, pool)", multi=True
         ),
         query_variable(
-            "type",
-            "Job type",
-            f"label_values({sel(jobs, ['project_id', 'pool'])}, type)",
-            multi=True,
+            "type", "Job type", f"label_values({sel(JOBS, per_pool)}, type)", multi=True
         ),
     ]
     panels = [
         row("Now"),
-        total(
+        count_stat(
             "Running jobs",
             "Jobs in status running, in the selected pools and job types.",
-            f"sum({once(sel(jobs, bound, running), per_status)})",
+            total(running),
             thresholds("blue"),
+            legend="jobs",
         ),
-        total(
+        count_stat(
             "Waiting jobs (queued + pending)",
             "Jobs waiting for resources: status queue or pending. Orange when any wait.",
-            f"sum({once(sel(jobs, bound, waiting), per_status)})",
+            total(waiting),
             thresholds("green", (1, "orange")),
+            legend="jobs",
         ),
-        total(
+        count_stat(
             "Abnormal jobs",
             "Jobs in status abnormal. Red when any; the ModelArtsJobsAbnormal alert fires "
             "after 15 minutes (its default).",
-            f"sum({once(sel(jobs, bound, abnormal), per_status)})",
+            total(abnormal),
             thresholds("green", (1, "red")),
+            legend="jobs",
         ),
-        total(
+        count_stat(
             "Failed recently",
             "New failed jobs within the ModelArtsJobsFailed alert's window (default 15 minutes; "
             "recording rule modelarts:pool_jobs_failed:new; deleting old failed jobs does not "
             "count).",
             f"sum({sel('modelarts:pool_jobs_failed:new', bound)})",
             thresholds("green", (1, "red")),
+            legend="jobs",
         ),
         table(
             "Jobs per pool and status",
             "Current jobs per pool (rows) and status (columns), all selected job types "
             "together. An empty cell: the pool reported no such status.",
-            [target(f"sum by (pool, status) ({once(sel(jobs, bound), per_status)})", table=True)],
+            [target(f"sum by (pool, status) ({once(sel(JOBS, bound), PER_STATUS)})", table=True)],
             (24, 6),
             transformations=[
                 {
@@ -570,22 +658,38 @@ def pools_dashboard() -> Json:
         ),
         row("Over time"),
         timeseries(
-            "Jobs by pool and status",
-            "Jobs per pool and status over time, for the selected job types. Abnormal is red, "
-            "failed dark red, queued orange, pending light orange.",
+            "Live jobs by pool and status",
+            "Jobs per pool in each live status (queue, pending, creating, running, abnormal, "
+            "terminating) over time, for the selected job types. Abnormal is red, queued "
+            "orange, pending light orange.",
             [
                 target(
-                    f"sum by (pool, status) ({once(sel(jobs, bound), per_status)})",
+                    "sum by (pool, status) "
+                    f"({once(sel(JOBS, bound, statuses(LIVE_STATUSES)), PER_STATUS)})",
                     "{{pool}} {{status}}",
                 )
             ],
-            (24, 10),
+            (12, 10),
             overrides=[
                 highlight("abnormal", "red"),
-                highlight("failed", "dark-red"),
                 highlight("queue", "orange"),
                 highlight("pending", "light-orange"),
             ],
+        ),
+        timeseries(
+            "Finished jobs by pool and status (cumulative)",
+            "Completed, terminated and failed jobs that ModelArts still lists, per pool: these "
+            "counts only grow until jobs are deleted, so they have their own axis. New "
+            "failures are 'Failed recently' above. Failed is dark red.",
+            [
+                target(
+                    "sum by (pool, status) "
+                    f"({once(sel(JOBS, bound, statuses(FINISHED_STATUSES)), PER_STATUS)})",
+                    "{{pool}} {{status}}",
+                )
+            ],
+            (12, 10),
+            overrides=[highlight("failed", "dark-red")],
         ),
         timeseries(
             "Waiting jobs per pool",
@@ -612,22 +716,15 @@ def pools_dashboard() -> Json:
             (12, 8),
         ),
         row("Pools"),
-        stat(
+        count_stat(
             "Pools not Running",
             "Selected pools whose phase is not Running: Creating, Deleting, Abnormal, Error or "
             "a phase the exporter does not know. The ModelArtsPoolUnhealthy alert fires when a "
             "pool has been Abnormal or Error for 10 minutes. Needs pool discovery.",
-            [
-                target(
-                    f"count(max by (project_id, pool) ({sel(phase, per_pool, in_service)}) == 0) "
-                    "or vector(0)",
-                    "pools",
-                )
-            ],
-            (6, 7),
-            fields=field_config(
-                steps=thresholds("green", (1, "orange")), decimals=0, color={"mode": "thresholds"}
-            ),
+            f"sum(1 - {once(sel(phase, per_pool, in_service), PER_POOL)})",
+            thresholds("green", (1, "orange")),
+            legend="pools",
+            size=(6, 7),
         ),
         table(
             "Pools",
@@ -635,10 +732,10 @@ def pools_dashboard() -> Json:
             "Logical), workspace and current phase. Needs pool discovery.",
             [
                 target(
-                    "max by (project_id, pool, display_name, pool_type, workspace_id) "
+                    f"max by ({PER_POOL}, display_name, pool_type, workspace_id) "
                     f"({sel('modelarts_pool_info', per_pool)}) "
-                    "* on (project_id, pool) group_left (phase) "
-                    f"max by (project_id, pool, phase) ({sel(phase, per_pool)} == 1)",
+                    f"* on ({PER_POOL}) group_left (phase) "
+                    f"max by ({PER_POOL}, phase) ({sel(phase, per_pool)} == 1)",
                     table=True,
                 )
             ],
@@ -648,11 +745,13 @@ def pools_dashboard() -> Json:
                     {
                         "pool": "Pool",
                         "display_name": "Name",
+                        "region": "Region",
+                        "project_id": "Project",
                         "pool_type": "Type",
                         "workspace_id": "Workspace",
                         "phase": "Phase",
                     },
-                    ("Time", "project_id", "Value"),
+                    ("Time", "Value"),
                 )
             ],
             overrides=[coloured_cells("Phase", _PHASES)],
@@ -665,7 +764,7 @@ def pools_dashboard() -> Json:
             [
                 target(
                     "sum by (pool, flavor, state) "
-                    f"({once(sel(nodes, per_pool), 'project_id, pool, flavor, state')})",
+                    f"({once(sel(nodes, per_pool), f'{PER_POOL}, flavor, state')})",
                     "{{pool}} {{flavor}} {{state}}",
                 )
             ],
@@ -698,41 +797,30 @@ def pools_dashboard() -> Json:
         "phases and nodes (modelarts-exporter).",
         variables,
         panels,
+        annotations=[alerts_annotation('pool=~"$pool|"')],
     )
 
 
 def capacity_dashboard() -> Json:
     """Resource specs: what each offers, and which have run out (now and over time)."""
-    bound = ("project_id", "job_type")
+    bound = (*LOCATION, "job_type")
     spec = "modelarts_spec_no_resource"
-    per_spec = "project_id, job_type, spec_code"
 
     def spec_column(metric: str, ref_id: str, extra_label: str = "") -> Json:
         return target(
-            f"max by ({per_spec}{extra_label}) ({sel(metric, bound)})", ref_id=ref_id, table=True
-        )
-
-    def count_stat(title: str, description: str, expr: str, steps: Json) -> Json:
-        return stat(
-            title,
-            description,
-            [target(f"{expr} or vector(0)", "specs")],
-            (6, 4),
-            fields=field_config(steps=steps, decimals=0, color={"mode": "thresholds"}),
+            f"max by ({PER_SPEC}{extra_label}) ({sel(metric, bound)})", ref_id=ref_id, table=True
         )
 
     variables = [
-        query_variable("project_id", "Project", f"label_values({spec}, project_id)"),
         query_variable(
-            "job_type",
-            "Job type",
-            f"label_values({sel(spec, ['project_id'])}, job_type)",
-            multi=True,
+            "job_type", "Job type", f"label_values({sel(spec, LOCATION)}, job_type)", multi=True
         ),
     ]
     columns = {
         "spec_code": "Spec code",
         "job_type": "Job type",
+        "region": "Region",
+        "project_id": "Project",
         "gpu_type": "GPU type",
         "Value #gpus": "GPUs/NPUs",
         "Value #cores": "CPU cores",
@@ -740,6 +828,7 @@ def capacity_dashboard() -> Json:
         "Value #max_nodes": "Max nodes",
         "Value #no_resource": "No resource",
     }
+    specs = once(sel(spec, bound), PER_SPEC)
     panels = [
         row("Now"),
         count_stat(
@@ -748,26 +837,30 @@ def capacity_dashboard() -> Json:
             "modelarts:specs_no_resource:count).",
             f"sum({sel('modelarts:specs_no_resource:count', bound)})",
             thresholds("green", (1, "orange")),
+            legend="specs",
         ),
         count_stat(
             "Accelerator specs exhausted",
             "GPU/NPU specs with no resources left: new jobs on them cannot start. The "
             "ModelArtsAcceleratorSpecExhausted alert fires after 15 minutes.",
-            f"count(({once(sel(spec, bound), per_spec)} == 1) and on ({per_spec}) "
-            f"{once(sel('modelarts_spec_gpus', bound), per_spec)} > 0)",
+            f"sum({specs} * on ({PER_SPEC}) "
+            f"({once(sel('modelarts_spec_gpus', bound), PER_SPEC)} > bool 0))",
             thresholds("green", (1, "red")),
+            legend="specs",
         ),
         count_stat(
             "Specs available",
             "Specs that still have resources.",
-            f"count({once(sel(spec, bound), per_spec)} == 0)",
+            f"sum(1 - {specs})",
             thresholds("blue"),
+            legend="specs",
         ),
         count_stat(
             "Specs offered",
             "Specs ModelArts lists for the selected job types (spec_total_count).",
-            f"sum({once(sel('modelarts_specs', bound), 'project_id, job_type')})",
+            f"sum({once(sel('modelarts_specs', bound), 'project_id, region, job_type')})",
             thresholds("blue"),
+            legend="specs",
         ),
         table(
             "Resource specs",
@@ -784,7 +877,7 @@ def capacity_dashboard() -> Json:
             (24, 10),
             transformations=[
                 {"id": "merge", "options": {}},
-                organize(columns, ("Time", "project_id", "Value #info")),
+                organize(columns, ("Time", "Value #info")),
             ],
             overrides=[
                 override("byName", "Memory", {"unit": "bytes"}),
@@ -810,8 +903,8 @@ def capacity_dashboard() -> Json:
             "When each spec ran out (red) and came back (green).",
             [
                 target(
-                    f"max by (job_type, spec_code) ({sel(spec, bound)})",
-                    "{{spec_code}} ({{job_type}})",
+                    f"max by (region, job_type, spec_code) ({sel(spec, bound)})",
+                    "{{spec_code}} ({{job_type}}, {{region}})",
                 )
             ],
             (24, 12),
@@ -828,21 +921,21 @@ def capacity_dashboard() -> Json:
 
 
 def exporter_dashboard() -> Json:
-    """The exporter's own health: reachability, polls, API calls, errors and the process."""
-    item = ("instance", "project_id")
+    """The exporter's own health: reachability, polls, API calls, errors and the process.
+    What is about a project or an item is counted once across replicas; what a process
+    does (cycles, requests, memory) is per exporter, summed or shown per instance."""
+    item = ("instance", *LOCATION)
     process = ("instance",)
     interval = "modelarts_exporter_poll_interval_seconds"
+    success, last_success = (
+        "modelarts_poll_success",
+        "modelarts_poll_last_success_timestamp_seconds",
+    )
     variables = [
         query_variable(
             "instance",
             "Exporter",
             "label_values(modelarts_exporter_build_info, instance)",
-            multi=True,
-        ),
-        query_variable(
-            "project_id",
-            "Project",
-            f"label_values({sel('modelarts_up', process)}, project_id)",
             multi=True,
         ),
     ]
@@ -852,14 +945,14 @@ def exporter_dashboard() -> Json:
         row("Now"),
         stat(
             "ModelArts reachable",
-            "Per project: whether the last poll cycle got an answer from ModelArts with "
-            "accepted credentials (modelarts_up).",
-            [target(sel("modelarts_up", item), "{{project_id}}")],
+            "Per project: whether the last poll cycle of any selected exporter got an answer "
+            "from ModelArts with accepted credentials (modelarts_up).",
+            [target(once(sel("modelarts_up", item), PER_PROJECT), "{{project_id}} ({{region}})")],
             (8, 5),
             fields=field_config(
                 color={"mode": "thresholds"},
                 steps=thresholds("red", (1, "green")),
-                mappings=value_mappings({0: ("down", "red"), 1: ("up", "green")}),
+                mappings=value_mappings(_REACHABLE),
             ),
         ),
         stat(
@@ -870,7 +963,7 @@ def exporter_dashboard() -> Json:
             "is not enabled.",
             [
                 target(
-                    sel("modelarts_poll_success", item, discovery),
+                    once(sel(success, item, discovery), PER_ITEM),
                     "{{project_id}} / {{target}}",
                 )
             ],
@@ -882,25 +975,25 @@ def exporter_dashboard() -> Json:
                 no_value="off",
             ),
         ),
-        stat(
+        count_stat(
             "Failing polls",
-            "Polled items (pools, job types, pool discovery) whose last poll failed.",
-            [target(f"count({sel('modelarts_poll_success', item)} == 0) or vector(0)", "items")],
-            (4, 5),
-            fields=field_config(
-                color={"mode": "thresholds"}, steps=thresholds("green", (1, "red")), decimals=0
-            ),
+            "Polled items (pools, job types, pool discovery) whose last poll failed on every "
+            "selected exporter.",
+            f"sum(1 - {once(sel(success, item), PER_ITEM)})",
+            thresholds("green", (1, "red")),
+            legend="items",
+            size=(4, 5),
         ),
         stat(
             "Oldest data",
-            "Age of the oldest item's data. Orange from 120 s, red from 180 s: 2 and 3 poll "
-            "intervals at the default poll_interval of 60 s (at 3 the data leaves /metrics). "
-            "For another interval, see the dashed lines of 'Data age by item'. Pool discovery "
-            "is left out: it is refreshed only every discovery.refresh_interval (default 5 min).",
+            "Age of the oldest item's data on the freshest exporter. Orange from 120 s, red "
+            "from 180 s: 2 and 3 poll intervals at the default poll_interval of 60 s (at 3 the "
+            "data leaves /metrics). For another interval, see the dashed lines of 'Data age by "
+            "item'. Pool discovery is left out: it is refreshed only every "
+            "discovery.refresh_interval (default 5 min).",
             [
                 target(
-                    "max(time() - "
-                    f"{sel('modelarts_poll_last_success_timestamp_seconds', item, not_discovery)})",
+                    f"max(time() - {once(sel(last_success, item, not_discovery), PER_ITEM)})",
                     "oldest",
                 )
             ],
@@ -914,13 +1007,13 @@ def exporter_dashboard() -> Json:
         stat(
             "Skipped cycles (1h)",
             "Per project: poll cycles skipped in the last hour because the project's previous "
-            "cycle overran the interval (raise poll_interval or max_concurrency). Each project "
-            "has its own poll loop.",
+            "cycle overran the interval (raise poll_interval or max_concurrency), summed over "
+            "the selected exporters: each runs its own poll loop per project.",
             [
                 target(
-                    "sum by (project_id) (increase("
+                    f"sum by ({PER_PROJECT}) (increase("
                     f"{sel('modelarts_exporter_skipped_cycles_total', item)}[1h]))",
-                    "{{project_id}}",
+                    "{{project_id}} ({{region}})",
                 )
             ],
             (12, 4),
@@ -934,9 +1027,9 @@ def exporter_dashboard() -> Json:
             "exporters.",
             [
                 target(
-                    "sum by (project_id) (increase("
+                    f"sum by ({PER_PROJECT}) (increase("
                     f"{sel('modelarts_exporter_poll_cycles_total', item)}[1h]))",
-                    "{{project_id}}",
+                    "{{project_id}} ({{region}})",
                 )
             ],
             (12, 4),
@@ -947,29 +1040,29 @@ def exporter_dashboard() -> Json:
         state_timeline(
             "Poll success by item",
             "Whether the last poll of each pool (workload_statistics) and job type "
-            "(resource_specs) succeeded. A failing item keeps its last data until stale_after.",
-            [target(sel("modelarts_poll_success", item), per_item)],
+            "(resource_specs) succeeded on any selected exporter. A failing item keeps its "
+            "last data until stale_after.",
+            [target(once(sel(success, item), PER_ITEM), per_item)],
             (24, 8),
             states={0: ("failing", "red"), 1: ("ok", "green")},
         ),
         timeseries(
             "Poll duration by item",
-            "Wall time of each item's last poll, retries included.",
-            [target(sel("modelarts_poll_duration_seconds", item), per_item)],
+            "Wall time of each item's last poll, retries included; the slowest selected "
+            "exporter's.",
+            [target(once(sel("modelarts_poll_duration_seconds", item), PER_ITEM), per_item)],
             (12, 8),
             unit="s",
         ),
         timeseries(
             "Data age by item",
-            "Seconds since each item's last successful poll. Dashed: 2 and 3 poll intervals; "
-            "past 3 (stale_after by default) the item's series leave /metrics. Pool discovery "
-            "(pools) is refreshed every discovery.refresh_interval (default 5 min), so its age "
-            "passes the lines by design; its data leaves as many refresh intervals late.",
+            "Seconds since each item's last successful poll on any selected exporter. Dashed: "
+            "2 and 3 poll intervals; past 3 (stale_after by default) the item's series leave "
+            "/metrics. Pool discovery (pools) is refreshed every discovery.refresh_interval "
+            "(default 5 min), so its age passes the lines by design; its data leaves as many "
+            "refresh intervals late.",
             [
-                target(
-                    f"time() - {sel('modelarts_poll_last_success_timestamp_seconds', item)}",
-                    per_item,
-                ),
+                target(f"time() - {once(sel(last_success, item), PER_ITEM)}", per_item),
                 target(f"2 * max({sel(interval, process)})", "2x poll interval"),
                 target(f"3 * max({sel(interval, process)})", "3x poll interval"),
             ],
@@ -983,8 +1076,8 @@ def exporter_dashboard() -> Json:
         row("ModelArts API"),
         timeseries(
             "API requests by API and HTTP code",
-            "Requests per second sent to ModelArts, by API and response status ('none': no "
-            "response came).",
+            "Requests per second the selected exporters send to ModelArts, by API and response "
+            "status ('none': no response came).",
             [
                 target(
                     "sum by (api, code) (rate("
@@ -996,18 +1089,20 @@ def exporter_dashboard() -> Json:
             unit="reqps",
         ),
         timeseries(
-            "Poll errors by error code",
-            "Failed polls by API and ModelArts error code (or the exporter's word for the "
-            "failure, e.g. timeout); see the README's Troubleshooting table.",
+            "Failed polls per minute by error code",
+            "Failed polls per minute, by API and ModelArts error code (or the exporter's word "
+            "for the failure, e.g. timeout), summed over the selected exporters: a rate, so "
+            "the value does not change with the zoom. At one poll a minute, 1/min is one item "
+            "failing every time. The error codes are explained in docs/troubleshooting.md.",
             [
                 target(
-                    "sum by (api, error_code) (increase("
+                    "60 * sum by (api, error_code) (rate("
                     f"{sel('modelarts_poll_errors_total', item)}[$__rate_interval]))",
                     "{{api}} {{error_code}}",
                 )
             ],
             (12, 8),
-            bars=True,
+            unit="cpm",
             no_value="no errors",
         ),
         row("Exporter"),
@@ -1079,7 +1174,254 @@ def exporter_dashboard() -> Json:
     )
 
 
+def fleet_dashboard() -> Json:
+    """Every project and pool at a glance, across regions: what is wrong now, in which
+    project and pool, and whether the exporters see it all; a pool's row opens it in the
+    pools overview."""
+    not_discovery = 'api!="pools"'
+    waiting = sel("modelarts:pool_jobs_waiting:sum", LOCATION)
+    abnormal = sel("modelarts:pool_jobs_abnormal:sum", LOCATION)
+    failed = sel("modelarts:pool_jobs_failed:new", LOCATION)
+    exhausted = sel("modelarts:specs_no_resource:count", LOCATION)
+    up = once(sel("modelarts_up", LOCATION), PER_PROJECT)
+    failing = f"1 - {once(sel('modelarts_poll_success', LOCATION), PER_ITEM)}"
+    pools = (
+        f"count by ({PER_POOL}) ({sel(JOBS, LOCATION)} or {sel('modelarts_pool_info', LOCATION)})"
+    )
+    red, orange = thresholds("green", (1, "red")), thresholds("green", (1, "orange"))
+
+    def fleet_stat(title: str, description: str, expr: str, steps: Json, legend: str) -> Json:
+        return count_stat(title, description, expr, steps, legend=legend, size=(3, 4))
+
+    def by_project(expr: str, ref_id: str) -> Json:
+        return target(f"sum by ({PER_PROJECT}) ({expr})", ref_id=ref_id, table=True)
+
+    def by_pool(expr: str, ref_id: str) -> Json:
+        return target(f"sum by ({PER_POOL}) ({expr})", ref_id=ref_id, table=True)
+
+    def per_project(title: str, description: str, expr: str, size: tuple[int, int]) -> Json:
+        return timeseries(
+            title,
+            description,
+            [target(f"sum by ({PER_PROJECT}) ({expr})", "{{project_id}} ({{region}})")],
+            size,
+        )
+
+    counts = {
+        "Value #abnormal": "Abnormal",
+        "Value #failed": "Failed (window)",
+        "Value #waiting": "Waiting",
+    }
+    panels = [
+        row("Now, across the selected projects"),
+        fleet_stat(
+            "Projects",
+            "Projects the exporters poll (modelarts_up).",
+            f"count({up})",
+            thresholds("blue"),
+            "projects",
+        ),
+        fleet_stat(
+            "Projects unreachable",
+            "Projects whose last poll cycle got no answer with accepted credentials on any "
+            "exporter (ModelArtsApiUnreachable, ModelArtsAuthenticationFailed).",
+            f"sum(1 - {up})",
+            red,
+            "projects",
+        ),
+        fleet_stat(
+            "Pools",
+            "Pools polled or discovered.",
+            f"count({pools})",
+            thresholds("blue"),
+            "pools",
+        ),
+        fleet_stat(
+            "Abnormal jobs",
+            "Jobs in status abnormal (ModelArtsJobsAbnormal).",
+            f"sum({abnormal})",
+            red,
+            "jobs",
+        ),
+        fleet_stat(
+            "Failed recently",
+            "New failed jobs within the ModelArtsJobsFailed alert's window (default 15 min).",
+            f"sum({failed})",
+            red,
+            "jobs",
+        ),
+        fleet_stat(
+            "Waiting jobs",
+            "Jobs queued or pending (ModelArtsJobBacklog when a queue stops moving).",
+            f"sum({waiting})",
+            orange,
+            "jobs",
+        ),
+        fleet_stat(
+            "Specs exhausted",
+            "Resource specs with no resources left (ModelArtsAcceleratorSpecExhausted).",
+            f"sum({exhausted})",
+            orange,
+            "specs",
+        ),
+        fleet_stat(
+            "Failing polls",
+            "Polled items whose last poll failed on every exporter (ModelArtsPollFailing).",
+            f"sum({failing})",
+            red,
+            "items",
+        ),
+        table(
+            "Projects",
+            "One row per project: reachable, credentials accepted, pools, jobs in trouble, "
+            "exhausted specs, failing polls and the age of the oldest data. A project opens "
+            "the pools overview.",
+            [
+                target(up, ref_id="up", table=True),
+                target(
+                    once(sel("modelarts_credentials_refused", LOCATION), PER_PROJECT),
+                    ref_id="refused",
+                    table=True,
+                ),
+                target(f"count by ({PER_PROJECT}) ({pools})", ref_id="pools", table=True),
+                by_project(abnormal, "abnormal"),
+                by_project(failed, "failed"),
+                by_project(waiting, "waiting"),
+                by_project(exhausted, "exhausted"),
+                by_project(failing, "failing"),
+                target(
+                    f"max by ({PER_PROJECT}) "
+                    f"({sel('modelarts:poll_data_age:seconds', LOCATION, not_discovery)})",
+                    ref_id="age",
+                    table=True,
+                ),
+            ],
+            (24, 6),
+            transformations=[
+                {"id": "merge", "options": {}},
+                organize(
+                    {
+                        "region": "region",
+                        "project_id": "project_id",
+                        "Value #up": "ModelArts",
+                        "Value #refused": "Credentials",
+                        "Value #pools": "Pools",
+                        **counts,
+                        "Value #exhausted": "Specs exhausted",
+                        "Value #failing": "Failing polls",
+                        "Value #age": "Data age",
+                    },
+                    ("Time",),
+                ),
+            ],
+            overrides=[
+                coloured_cells("ModelArts", _REACHABLE),
+                coloured_cells("Credentials", _REFUSED),
+                override("byName", "Data age", {"unit": "s"}),
+                override(
+                    "byName",
+                    "project_id",
+                    {"links": [link("Pools of ${__value.raw}", PROJECT_LINK)]},
+                ),
+            ],
+            sort_by="region",
+        ),
+        table(
+            "Pools",
+            "One row per pool: its phase (with pool discovery), running, waiting, abnormal and "
+            "newly failed jobs, and abnormal nodes. A pool opens it in the pools overview.",
+            [
+                target(
+                    f"max by ({PER_POOL}, phase) ({sel('modelarts_pool_phase', LOCATION)} == 1)",
+                    ref_id="phase",
+                    table=True,
+                ),
+                by_pool(once(sel(JOBS, LOCATION, 'status="running"'), PER_STATUS), "running"),
+                by_pool(waiting, "waiting"),
+                by_pool(abnormal, "abnormal"),
+                by_pool(failed, "failed"),
+                by_pool(sel("modelarts:pool_nodes_abnormal:sum", LOCATION), "nodes"),
+            ],
+            (24, 8),
+            transformations=[
+                {"id": "merge", "options": {}},
+                organize(
+                    {
+                        "region": "region",
+                        "project_id": "project_id",
+                        "pool": "pool",
+                        "phase": "Phase",
+                        "Value #running": "Running",
+                        **counts,
+                        "Value #nodes": "Abnormal nodes",
+                    },
+                    ("Time", "Value #phase"),
+                ),
+            ],
+            overrides=[
+                coloured_cells("Phase", _PHASES),
+                override(
+                    "byName",
+                    "pool",
+                    {"links": [link("Pool ${__value.raw}", POOL_LINK)]},
+                ),
+            ],
+            sort_by="pool",
+        ),
+        row("Over time"),
+        per_project(
+            "Abnormal jobs by project",
+            "Abnormal jobs per project (modelarts:pool_jobs_abnormal:sum).",
+            abnormal,
+            (8, 8),
+        ),
+        per_project(
+            "Failed jobs by project (new in window)",
+            "New failed jobs per project within the ModelArtsJobsFailed window "
+            "(modelarts:pool_jobs_failed:new).",
+            failed,
+            (8, 8),
+        ),
+        per_project(
+            "Waiting jobs by project",
+            "Queued and pending jobs per project (modelarts:pool_jobs_waiting:sum).",
+            waiting,
+            (8, 8),
+        ),
+        per_project(
+            "Specs exhausted by project",
+            "Resource specs with no resources left, per project "
+            "(modelarts:specs_no_resource:count).",
+            exhausted,
+            (12, 8),
+        ),
+        timeseries(
+            "Poll success by project",
+            "Share of each project's polled items whose last poll succeeded on some exporter "
+            "(modelarts:poll_success:ratio), the lowest of its APIs.",
+            [
+                target(
+                    f"min by ({PER_PROJECT}) ({sel('modelarts:poll_success:ratio', LOCATION)})",
+                    "{{project_id}} ({{region}})",
+                )
+            ],
+            (12, 8),
+            unit="percentunit",
+        ),
+    ]
+    return dashboard(
+        "modelarts-fleet",
+        "ModelArts / Fleet overview",
+        "Every ModelArts project and pool the exporters poll, across regions: jobs in trouble, "
+        "exhausted specs and polling health at a glance (modelarts-exporter).",
+        [],
+        panels,
+        annotations=[alerts_annotation()],
+    )
+
+
 DASHBOARDS = {
+    "modelarts-fleet.json": fleet_dashboard,
     "modelarts-pools.json": pools_dashboard,
     "modelarts-capacity.json": capacity_dashboard,
     "modelarts-exporter.json": exporter_dashboard,
@@ -1101,6 +1443,7 @@ def build_all() -> dict[str, str]:
 
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
+_LABEL_VALUES = re.compile(r"label_values\((?:(.+),\s*)?(\w+)\)")
 
 
 def _panels(panels: Sequence[Json]) -> Iterator[Json]:
@@ -1109,14 +1452,11 @@ def _panels(panels: Sequence[Json]) -> Iterator[Json]:
         yield from _panels(item.get("panels", []))
 
 
-def panel_queries(dashboard: dict[str, Any], variables: dict[str, str]) -> list[tuple[str, str]]:
-    """(panel title, query) for every target of every panel, rows' panels included.
-
-    ``$var`` and ``${var}`` become ``variables[var]``; a dashboard variable missing from
-    ``variables`` becomes ``.*`` (all values: every variable is matched with ``=~``).
-    Grafana's ``$__rate_interval``, ``$__interval`` and ``$__range`` become 1m, 15s and 5m.
-    An unknown variable raises ``KeyError``.
-    """
+def expand(expr: str, dashboard: Json, variables: Mapping[str, str]) -> str:
+    """``expr`` with ``$var`` and ``${var}`` replaced by ``variables[var]``; a variable of
+    ``dashboard`` missing from ``variables`` becomes ``.*`` (all values: every variable is
+    matched with ``=~``). Grafana's ``$__rate_interval``, ``$__interval`` and ``$__range``
+    become 1m, 15s and 5m. An unknown variable raises ``KeyError``."""
     defined = {v["name"] for v in dashboard.get("templating", {}).get("list", [])}
     values = {**dict.fromkeys(defined, ALL), **variables, **GRAFANA_MACROS}
 
@@ -1126,12 +1466,33 @@ def panel_queries(dashboard: dict[str, Any], variables: dict[str, str]) -> list[
             raise KeyError(f"undefined variable ${name} in {match.string!r}")
         return values[name]
 
+    return _VARIABLE.sub(substitute, expr)
+
+
+def panel_queries(dashboard: Json, variables: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(panel title, query) for every target of every panel, rows' panels included, with
+    the variables substituted as ``expand`` does."""
     return [
-        (item["title"], _VARIABLE.sub(substitute, t["expr"]))
+        (item["title"], expand(t["expr"], dashboard, variables))
         for item in _panels(dashboard.get("panels", []))
         for t in item.get("targets", [])
         if "expr" in t
     ]
+
+
+def variable_queries(dashboard: Json, variables: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(variable name, series selector, label) of every ``label_values(selector, label)``
+    variable, the others substituted as ``expand`` does ("" for a selector left out)."""
+    found = []
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable.get("type") != "query":
+            continue
+        match = _LABEL_VALUES.fullmatch(variable["definition"])
+        if match is None:
+            raise ValueError(f"variable {variable['name']}: not label_values(...)")
+        selector = expand(match.group(1) or "", dashboard, variables)
+        found.append((variable["name"], selector, match.group(2)))
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

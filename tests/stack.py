@@ -48,6 +48,8 @@ __all__ = [
     "StackOptions",
     "Webhook",
     "alertmanager_config",
+    "fleet_state",
+    "fleet_targets",
     "free_port",
     "main_target",
     "mixin",
@@ -257,6 +259,42 @@ def main_target(simulator: Simulator, poll_interval: float) -> dict[str, Any]:
         "discovery": {"refresh_interval": f"{poll_interval}s"},
         "resource_specs": {"job_types": ["train", "inference"]},
     }
+
+
+#: The fleet's second project, in another region: two configured pools, train specs only.
+OTHER_PROJECT = "0ba5e0ba5e0ba5e0ba5e0ba5e0ba5e0b"
+OTHER_REGION = "ap-southeast-3"
+OTHER_POOLS = ("pool-sg-train", "pool-sg-infer")
+
+
+def fleet_state(simulator: Simulator) -> None:
+    """``quiet_state``, and a second project with jobs in its two pools, some waiting."""
+    quiet_state(simulator)
+    simulator.set_pool(
+        OTHER_PROJECT,
+        OTHER_POOLS[0],
+        {"train": {"Running": 4, "Queue": 2, "Completed": 25, "Failed": 1}},
+    )
+    simulator.set_pool(
+        OTHER_PROJECT, OTHER_POOLS[1], {"infer": {"Running": 6, "Pending": 1, "Terminated": 3}}
+    )
+    specs = [{**spec, "no_resource": False} for spec in default_specs("train")]
+    simulator.set_specs(OTHER_PROJECT, "train", specs)
+
+
+def fleet_targets(simulator: Simulator, poll_interval: float) -> list[dict[str, Any]]:
+    """Two projects in two regions: ``main_target``'s, and ``OTHER_PROJECT`` with
+    configured pools (no discovery)."""
+    return [
+        main_target(simulator, poll_interval),
+        {
+            "project_id": OTHER_PROJECT,
+            "region": OTHER_REGION,
+            "endpoint": simulator.url,
+            "pools": list(OTHER_POOLS),
+            "resource_specs": {"job_types": ["train"]},
+        },
+    ]
 
 
 @dataclass
@@ -564,6 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scrape_interval="1s" if args.fast else "5s",
         webhook_url=webhook.url,
         drift_every=5.0,
+        setup=fleet_state,
+        targets=fleet_targets,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

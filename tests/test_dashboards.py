@@ -18,12 +18,15 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter.models import JOB_STATUSES
+
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "grafana" / "generate.py"
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 GOLDEN = ROOT / "tests" / "golden" / "metrics.prom"
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 UIDS = {
+    "modelarts-fleet.json": "modelarts-fleet",
     "modelarts-pools.json": "modelarts-pools",
     "modelarts-capacity.json": "modelarts-capacity",
     "modelarts-exporter.json": "modelarts-exporter",
@@ -311,6 +314,29 @@ class TestDashboardModel:
             if variable.get("includeAll"):
                 assert variable["allValue"] == ".*"
 
+    def test_region_and_project_are_multi_select_with_all(self, board: Board) -> None:
+        """Every dashboard offers region and project, several values or All, the projects
+        those of the selected regions."""
+        variables = {v["name"]: v for v in board["templating"]["list"]}
+        for name in ("region", "project_id"):
+            assert variables[name]["multi"], name
+            assert variables[name]["includeAll"], name
+        assert 'region=~"$region"' in variables["project_id"]["definition"]
+
+    def test_no_query_falls_back_to_a_constant(self, board: Board) -> None:
+        """No panel query ends in ``or vector(...)``: a panel shows a zero only where the
+        exporter or a recording rule serves one, so "every query returns data" means it."""
+        for item, query in targets(board):
+            assert "vector(" not in query["expr"], item["title"]
+
+    def test_counter_windows_do_not_follow_the_zoom(self, board: Board) -> None:
+        """No panel plots ``increase`` over ``$__rate_interval`` (its value changes with the
+        zoom): rates, or fixed windows such as [1h]."""
+        for item, query in targets(board):
+            assert not re.search(r"increase\([^\]]*\[\$__rate_interval\]", query["expr"]), item[
+                "title"
+            ]
+
     def test_instant_queries_are_tables(self, board: Board) -> None:
         """Table panels use instant queries in table format; other panels use range queries."""
         for item, query in targets(board):
@@ -386,8 +412,75 @@ class TestCheckers:
     def test_known_labels_include_recording_rules(self) -> None:
         """Recorded series carry their ``by`` labels, or the labels of the metric they read."""
         known = known_labels()
-        assert known["modelarts:pool_jobs_waiting:sum"] == {"project_id", "pool", "type"}
-        assert known["modelarts:pool_nodes_abnormal:sum"] == {"project_id", "pool", "flavor"}
-        assert known["modelarts:poll_data_age:seconds"] == {"project_id", "api", "target"}
+        where = {"project_id", "region"}
+        assert known["modelarts:pool_jobs_waiting:sum"] == {*where, "pool", "type"}
+        assert known["modelarts:pool_nodes_abnormal:sum"] == {*where, "pool", "flavor"}
+        assert known["modelarts:poll_data_age:seconds"] == {*where, "api", "target"}
         assert "instance" in known["modelarts_poll_success"]
         assert "pool" in known["modelarts_pool_jobs"]
+
+
+class TestJobStates:
+    def test_live_and_finished_statuses_split_the_documented_ones(
+        self, generator: ModuleType
+    ) -> None:
+        """Live and finished statuses are disjoint and together every documented status."""
+        live, finished = set(generator.LIVE_STATUSES), set(generator.FINISHED_STATUSES)
+        assert not live & finished
+        assert live | finished == set(JOB_STATUSES)
+
+    def test_pools_dashboard_plots_live_and_cumulative_apart(self) -> None:
+        """The pools dashboard draws live states and cumulative ones in separate panels."""
+        board = json.loads((DASHBOARD_DIR / "modelarts-pools.json").read_text(encoding="utf-8"))
+        by_title = {item["title"]: item for item in panels(board)}
+        live = by_title["Live jobs by pool and status"]["targets"][0]["expr"]
+        finished = by_title["Finished jobs by pool and status (cumulative)"]["targets"][0]["expr"]
+        assert '"queue|pending|creating|running|abnormal|terminating"' in live
+        assert '"completed|terminated|failed"' in finished
+
+
+class TestFleetAndAlerts:
+    def test_fleet_links_open_the_pools_dashboard_with_its_variables(self) -> None:
+        """Every data link of the fleet overview opens the pools dashboard and sets only
+        variables that dashboard has."""
+        fleet = json.loads((DASHBOARD_DIR / "modelarts-fleet.json").read_text(encoding="utf-8"))
+        pools = json.loads((DASHBOARD_DIR / "modelarts-pools.json").read_text(encoding="utf-8"))
+        links = [
+            link
+            for item in panels(fleet)
+            for rule in item.get("fieldConfig", {}).get("overrides", [])
+            for prop in rule["properties"]
+            if prop["id"] == "links"
+            for link in prop["value"]
+        ]
+        assert len(links) == 2
+        for link in links:
+            assert link["url"].startswith(f"/d/{pools['uid']}/")
+            assert set(re.findall(r"var-(\\w+)=", link["url"])) <= variable_names(pools)
+        assert any("var-pool=${__value.raw}" in link["url"] for link in links)
+
+    def test_pools_dashboard_annotates_firing_alerts(self) -> None:
+        """The pools dashboard marks firing ModelArts alerts of the selected region, project
+        and pool (or of the whole project) on its graphs."""
+        board = json.loads((DASHBOARD_DIR / "modelarts-pools.json").read_text(encoding="utf-8"))
+        (annotation,) = board["annotations"]["list"]
+        expr = annotation["expr"]
+        assert expr.startswith('ALERTS{alertstate="firing", alertname=~"ModelArts.+"')
+        for matcher in ('region=~"$region"', 'project_id=~"$project_id"', 'pool=~"$pool|"'):
+            assert matcher in expr
+        assert annotation["datasource"] == DATASOURCE
+
+
+class TestVariableQueries:
+    def test_every_variable_query_is_read(self, generator: ModuleType, board: Board) -> None:
+        """Each query variable is a ``label_values`` whose selector and label are found, the
+        variables it depends on substituted."""
+        found = generator.variable_queries(board, {"region": "cn-north-4"})
+        names = [v["name"] for v in board["templating"]["list"] if v["type"] == "query"]
+        assert [name for name, _, _ in found] == names
+        selectors_by_name = {name: (selector, label) for name, selector, label in found}
+        assert selectors_by_name["region"] == ("modelarts_up", "region")
+        assert selectors_by_name["project_id"] == (
+            'modelarts_up{region=~"cn-north-4"}',
+            "project_id",
+        )

@@ -46,6 +46,12 @@ UNREACHABLE = "0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"
 THROTTLED = "7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b"
 SLOW = "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c"
 REFUSED = ("4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d", "e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1")
+#: Every project's region: cn-north-4, but for the throttled one (alerts keep the region).
+REGIONS = {THROTTLED: "ap-southeast-3"}
+
+
+def region(project: str) -> str:
+    return REGIONS.get(project, "cn-north-4")
 
 BATCH_POOL = "pool-batch"  # discovered in PROJECT; turns Abnormal
 FLAKY_POOL = "pool-flaky"  # configured in PROJECT; answers 500
@@ -68,6 +74,9 @@ class Expected:
 
     @classmethod
     def of(cls, alertname: str, receiver: str, **labels: str) -> Expected:
+        """The alert with ``labels``, and the region of its project_id if it has one."""
+        if "project_id" in labels:
+            labels["region"] = region(labels["project_id"])
         return cls(alertname, receiver, tuple(sorted(labels.items())))
 
 
@@ -137,7 +146,7 @@ def targets(sim: Simulator, interval: float) -> list[dict[str, Any]]:
     def target(project: str, pools: tuple[str, ...], **extra: Any) -> dict[str, Any]:
         return {
             "project_id": project,
-            "region": "cn-north-4",
+            "region": region(project),
             "endpoint": sim.url,
             "pools": list(pools),
             **extra,

@@ -3,16 +3,18 @@
 #   make test   every check: ruff, mypy --strict, pytest (unit, golden, end-to-end)
 #   make stack  simulator + exporter + Prometheus + Alertmanager on loopback, notifications
 #               printed (FAST=1: every duration 30 times shorter)
+#   make screenshots  the stack for about four minutes, then docs/images/<dashboard uid>.png:
+#               each Grafana dashboard drawn from its Prometheus by grafana/render.py
 #   make rules  the alerting rules, their promtool tests and the Operator resources, from
 #               deploy/prometheus/settings.yml (thresholds and windows) and the templates
-#   make bench  the /metrics latency, render and memory benchmarks (see README, "Performance")
-#   make soak   2000 poll cycles under random faults: RSS, fds, threads, logs (README, "Soak")
+#   make bench  the /metrics latency, render and memory benchmarks (docs/performance.md)
+#   make soak   2000 poll cycles under random faults: RSS, fds, threads, logs (docs/performance.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test rules stack bench soak clean
+.PHONY: demo test rules stack screenshots bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +41,10 @@ rules: $(VENV)/.runtime
 stack: $(VENV)/.runtime
 	scripts/ensure-tools
 	$(BIN)/python -m tests.stack $(if $(FAST),--fast)
+
+screenshots: $(VENV)/.test
+	scripts/ensure-tools
+	$(BIN)/python -m tests.screenshots
 
 bench: $(VENV)/.test
 	$(BIN)/python bench/metrics_latency.py

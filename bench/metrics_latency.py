@@ -86,7 +86,12 @@ def synthetic_snapshot(pools: int, now: float) -> Snapshot:
         key = ItemKey(PROJECT, Api.RESOURCE_SPECS, job_type)
         items.append(ItemState(key, True, 0.05, now, now, ResourceSpecs(6.0, specs)))
     return Snapshot(
-        60.0, 180.0, tuple(items), ((PROJECT, True),), cycles=((PROJECT, CycleStats(cycles=1)),)
+        60.0,
+        180.0,
+        tuple(items),
+        ((PROJECT, True),),
+        regions=((PROJECT, "cn-north-4"),),
+        cycles=((PROJECT, CycleStats(cycles=1)),),
     )
 
 

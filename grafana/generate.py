@@ -355,6 +355,12 @@ def organize(columns: dict[str, str], hide: Sequence[str]) -> Json:
     }
 
 
+def merged(columns: dict[str, str], hide: Sequence[str]) -> list[Json]:
+    """Transformations of a table of several instant queries: one row per label set
+    (``merge``), then ``organize``."""
+    return [{"id": "merge", "options": {}}, organize(columns, hide)]
+
+
 def row(title: str) -> Json:
     """An expanded row: a full-width heading over the panels that follow it."""
     return {
@@ -584,6 +590,13 @@ def statuses(names: Sequence[str]) -> str:
     return f'status=~"{"|".join(names)}"'
 
 
+def current_phase(selector: str) -> str:
+    """One series per pool, its ``phase`` label the pool's phase: replicas that polled
+    ListPools on either side of a change disagree for a while, and a table or a join needs
+    one answer, so one of their phases is taken."""
+    return f"topk by ({PER_POOL}) (1, max by ({PER_POOL}, phase) ({selector} == 1))"
+
+
 def link(title: str, url: str) -> Json:
     """A data link of a table column: a click on a cell opens ``url`` (same tab)."""
     return {"targetBlank": False, "title": title, "url": url}
@@ -734,8 +747,7 @@ def pools_dashboard() -> Json:
                 target(
                     f"max by ({PER_POOL}, display_name, pool_type, workspace_id) "
                     f"({sel('modelarts_pool_info', per_pool)}) "
-                    f"* on ({PER_POOL}) group_left (phase) "
-                    f"max by ({PER_POOL}, phase) ({sel(phase, per_pool)} == 1)",
+                    f"* on ({PER_POOL}) group_left (phase) " + current_phase(sel(phase, per_pool)),
                     table=True,
                 )
             ],
@@ -875,10 +887,7 @@ def capacity_dashboard() -> Json:
                 spec_column(spec, "no_resource"),
             ],
             (24, 10),
-            transformations=[
-                {"id": "merge", "options": {}},
-                organize(columns, ("Time", "Value #info")),
-            ],
+            transformations=merged(columns, ("Time", "Value #info")),
             overrides=[
                 override("byName", "Memory", {"unit": "bytes"}),
                 override(
@@ -939,7 +948,7 @@ def exporter_dashboard() -> Json:
             multi=True,
         ),
     ]
-    per_item = "{{target}} ({{api}})"
+    per_item = "{{target}} ({{api}}) {{project_id}}"
     discovery, not_discovery = 'api="pools"', 'api!="pools"'
     panels = [
         row("Now"),
@@ -1297,23 +1306,20 @@ def fleet_dashboard() -> Json:
                 ),
             ],
             (24, 6),
-            transformations=[
-                {"id": "merge", "options": {}},
-                organize(
-                    {
-                        "region": "region",
-                        "project_id": "project_id",
-                        "Value #up": "ModelArts",
-                        "Value #refused": "Credentials",
-                        "Value #pools": "Pools",
-                        **counts,
-                        "Value #exhausted": "Specs exhausted",
-                        "Value #failing": "Failing polls",
-                        "Value #age": "Data age",
-                    },
-                    ("Time",),
-                ),
-            ],
+            transformations=merged(
+                {
+                    "region": "region",
+                    "project_id": "project_id",
+                    "Value #up": "ModelArts",
+                    "Value #refused": "Credentials",
+                    "Value #pools": "Pools",
+                    **counts,
+                    "Value #exhausted": "Specs exhausted",
+                    "Value #failing": "Failing polls",
+                    "Value #age": "Data age",
+                },
+                ("Time",),
+            ),
             overrides=[
                 coloured_cells("ModelArts", _REACHABLE),
                 coloured_cells("Credentials", _REFUSED),
@@ -1332,7 +1338,7 @@ def fleet_dashboard() -> Json:
             "newly failed jobs, and abnormal nodes. A pool opens it in the pools overview.",
             [
                 target(
-                    f"max by ({PER_POOL}, phase) ({sel('modelarts_pool_phase', LOCATION)} == 1)",
+                    current_phase(sel("modelarts_pool_phase", LOCATION)),
                     ref_id="phase",
                     table=True,
                 ),
@@ -1343,21 +1349,18 @@ def fleet_dashboard() -> Json:
                 by_pool(sel("modelarts:pool_nodes_abnormal:sum", LOCATION), "nodes"),
             ],
             (24, 8),
-            transformations=[
-                {"id": "merge", "options": {}},
-                organize(
-                    {
-                        "region": "region",
-                        "project_id": "project_id",
-                        "pool": "pool",
-                        "phase": "Phase",
-                        "Value #running": "Running",
-                        **counts,
-                        "Value #nodes": "Abnormal nodes",
-                    },
-                    ("Time", "Value #phase"),
-                ),
-            ],
+            transformations=merged(
+                {
+                    "region": "region",
+                    "project_id": "project_id",
+                    "pool": "pool",
+                    "phase": "Phase",
+                    "Value #running": "Running",
+                    **counts,
+                    "Value #nodes": "Abnormal nodes",
+                },
+                ("Time", "Value #phase"),
+            ),
             overrides=[
                 coloured_cells("Phase", _PHASES),
                 override(

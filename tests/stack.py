@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import random
@@ -30,10 +29,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -41,6 +38,7 @@ import pytest
 import yaml
 
 from exporter.simulator import Simulator, default_specs
+from tests.scripts import mixin
 
 __all__ = [
     "FAST_SCALE",
@@ -52,7 +50,6 @@ __all__ = [
     "fleet_targets",
     "free_port",
     "main_target",
-    "mixin",
     "running",
     "start",
     "wait_for",
@@ -91,19 +88,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@cache
-def mixin() -> ModuleType:
-    """deploy/prometheus/mixin.py, the generator of the rules (not a package: loaded by path)."""
-    path = ROOT / "deploy" / "prometheus" / "mixin.py"
-    spec = importlib.util.spec_from_file_location("modelarts_mixin", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def rules(scale: float | None) -> str:

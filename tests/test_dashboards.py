@@ -5,7 +5,6 @@ recording rules of ``deploy/prometheus/rules.yml`` define.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from exporter.models import JOB_STATUSES
+from tests import scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "grafana" / "generate.py"
@@ -39,16 +39,6 @@ GRID_WIDTH = 24
 Board = dict[str, Any]
 
 # --- helpers: reading the dashboards, the exposition and the rules ---------------------
-
-
-def load_generator() -> ModuleType:
-    """``grafana/generate.py`` as a module (``grafana/`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("grafana_generate", GENERATOR)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def golden_labels() -> dict[str, frozenset[str]]:
@@ -173,7 +163,7 @@ def queries_and_definitions(board: Board) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def generator() -> ModuleType:
-    return load_generator()
+    return scripts.generator()
 
 
 @pytest.fixture(params=sorted(UIDS))

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.processes import run_python
-from tests.stack import mixin
+from tests.scripts import mixin
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "deploy" / "prometheus" / "settings.yml"

@@ -11,7 +11,6 @@ is tests/test_alerting_e2e.py's.)
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from functools import partial
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import scripts
 from tests.stack import (
     OTHER_POOLS,
     OTHER_PROJECT,
@@ -66,12 +66,7 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dashboards", ROOT / "grafana" / "generate.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return scripts.generator()
 
 
 def boards() -> list[tuple[str, dict[str, Any]]]:
@@ -194,3 +189,46 @@ class TestDashboards:
         ]
         other = [a["metric"] for a in firing("pool-notebooks")]
         assert all(m.get("pool") != RETIRED_POOL for m in other)
+
+
+class Recording:
+    """``grafana/render.py``'s Prometheus queries, and the failures among them."""
+
+    def __init__(self, url: str) -> None:
+        self.render = scripts.renderer()
+        self.inner = self.render.Prometheus(url)
+        self.failed: list[str] = []
+        self.asked = 0
+
+    def _ask(self, method: str, expr: str, *args: float) -> Any:
+        self.asked += 1
+        try:
+            return getattr(self.inner, method)(expr, *args)
+        except self.render.QueryError as error:
+            self.failed.append(f"{expr}: {error}")
+            raise
+
+    def range(self, expr: str, start: float, end: float, step: float) -> Any:
+        return self._ask("range", expr, start, end, step)
+
+    def instant(self, expr: str, at: float) -> Any:
+        return self._ask("instant", expr, at)
+
+
+class TestPictures:
+    def test_every_dashboard_renders_from_the_live_prometheus(
+        self, stack: Stack, tmp_path: Path
+    ) -> None:
+        """grafana/render.py draws every dashboard from this Prometheus (what ``make
+        screenshots`` does, shorter): no query fails, and each PNG names the panels of its
+        dashboard."""
+        queries = Recording(stack.prometheus_url)
+        render = queries.render
+        window = render.Window.last(60)
+        for name, board in boards():
+            out = tmp_path / f"{board['uid']}.png"
+            titles = render.render_dashboard(board, queries, window, out)
+            assert json.loads(render.png_text(out)["Description"]) == titles
+            assert titles == [p["title"] for p in board["panels"]], name
+        assert queries.asked >= 50
+        assert queries.failed == []

@@ -53,6 +53,7 @@ REGIONS = {THROTTLED: "ap-southeast-3"}
 def region(project: str) -> str:
     return REGIONS.get(project, "cn-north-4")
 
+
 BATCH_POOL = "pool-batch"  # discovered in PROJECT; turns Abnormal
 FLAKY_POOL = "pool-flaky"  # configured in PROJECT; answers 500
 NPU_SPEC = "modelarts.bm.npu.arm.8snt9b3.d"

@@ -58,9 +58,9 @@ ALL = ".*"
 """What an "All" selection of a multi-value variable stands for in a ``=~`` matcher."""
 
 GRAFANA_MACROS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
+"""Grafana's built-in variables the dashboards use, with the values ``expand`` gives them."""
 LOCATION = ("region", "project_id")
 """The labels, and variables, that say where a series is: every dashboard filters by both."""
-"""Grafana's built-in variables the dashboards use, with the values ``panel_queries`` gives them."""
 
 _DATASOURCE: Json = {"type": "prometheus", "uid": "${datasource}"}
 _PANEL_NAMES = {
@@ -677,7 +677,7 @@ def pools_dashboard() -> Json:
             "orange, pending light orange.",
             [
                 target(
-                    "sum by (pool, status) "
+                    "sum by (project_id, pool, status) "
                     f"({once(sel(JOBS, bound, statuses(LIVE_STATUSES)), PER_STATUS)})",
                     "{{pool}} {{status}}",
                 )
@@ -696,7 +696,7 @@ def pools_dashboard() -> Json:
             "failures are 'Failed recently' above. Failed is dark red.",
             [
                 target(
-                    "sum by (pool, status) "
+                    "sum by (project_id, pool, status) "
                     f"({once(sel(JOBS, bound, statuses(FINISHED_STATUSES)), PER_STATUS)})",
                     "{{pool}} {{status}}",
                 )
@@ -711,7 +711,8 @@ def pools_dashboard() -> Json:
             "(default 30 minutes).",
             [
                 target(
-                    f"sum by (pool) ({sel('modelarts:pool_jobs_waiting:sum', bound)})", "{{pool}}"
+                    f"sum by (project_id, pool) ({sel('modelarts:pool_jobs_waiting:sum', bound)})",
+                    "{{pool}}",
                 )
             ],
             (12, 8),
@@ -722,7 +723,8 @@ def pools_dashboard() -> Json:
             "modelarts:pool_jobs_abnormal:sum).",
             [
                 target(
-                    f"sum by (pool, type) ({sel('modelarts:pool_jobs_abnormal:sum', bound)})",
+                    "sum by (project_id, pool, type) "
+                    f"({sel('modelarts:pool_jobs_abnormal:sum', bound)})",
                     "{{pool}} {{type}}",
                 )
             ],
@@ -775,7 +777,7 @@ def pools_dashboard() -> Json:
             "every node the pools have. Abnormal is red, creating blue, deleting purple.",
             [
                 target(
-                    "sum by (pool, flavor, state) "
+                    "sum by (project_id, pool, flavor, state) "
                     f"({once(sel(nodes, per_pool), f'{PER_POOL}, flavor, state')})",
                     "{{pool}} {{flavor}} {{state}}",
                 )
@@ -795,7 +797,8 @@ def pools_dashboard() -> Json:
             "after 15 minutes.",
             [
                 target(
-                    f"sum by (pool, flavor) ({sel('modelarts:pool_nodes_abnormal:sum', per_pool)})",
+                    "sum by (project_id, pool, flavor) "
+                    f"({sel('modelarts:pool_nodes_abnormal:sum', per_pool)})",
                     "{{pool}} {{flavor}}",
                 )
             ],
@@ -912,7 +915,7 @@ def capacity_dashboard() -> Json:
             "When each spec ran out (red) and came back (green).",
             [
                 target(
-                    f"max by (region, job_type, spec_code) ({sel(spec, bound)})",
+                    f"max by ({PER_SPEC}) ({sel(spec, bound)})",
                     "{{spec_code}} ({{job_type}}, {{region}})",
                 )
             ],
@@ -1100,13 +1103,14 @@ def exporter_dashboard() -> Json:
         timeseries(
             "Failed polls per minute by error code",
             "Failed polls per minute, by API and ModelArts error code (or the exporter's word "
-            "for the failure, e.g. timeout), summed over the selected exporters: a rate, so "
-            "the value does not change with the zoom. At one poll a minute, 1/min is one item "
+            "for the failure, e.g. timeout), per project as the exporter failing most often "
+            "sees them (replicas polling the same item are not added up): a rate, so the "
+            "value does not change with the zoom. At one poll a minute, 1/min is one item "
             "failing every time. The error codes are explained in docs/troubleshooting.md.",
             [
                 target(
-                    "60 * sum by (api, error_code) (rate("
-                    f"{sel('modelarts_poll_errors_total', item)}[$__rate_interval]))",
+                    "60 * sum by (api, error_code) (max by (project_id, region, api, error_code) "
+                    f"(rate({sel('modelarts_poll_errors_total', item)}[$__rate_interval])))",
                     "{{api}} {{error_code}}",
                 )
             ],
@@ -1202,11 +1206,14 @@ def fleet_dashboard() -> Json:
     def fleet_stat(title: str, description: str, expr: str, steps: Json, legend: str) -> Json:
         return count_stat(title, description, expr, steps, legend=legend, size=(3, 4))
 
+    def column(labels: str, expr: str, ref_id: str) -> Json:
+        return target(f"sum by ({labels}) ({expr})", ref_id=ref_id, table=True)
+
     def by_project(expr: str, ref_id: str) -> Json:
-        return target(f"sum by ({PER_PROJECT}) ({expr})", ref_id=ref_id, table=True)
+        return column(PER_PROJECT, expr, ref_id)
 
     def by_pool(expr: str, ref_id: str) -> Json:
-        return target(f"sum by ({PER_POOL}) ({expr})", ref_id=ref_id, table=True)
+        return column(PER_POOL, expr, ref_id)
 
     def per_project(title: str, description: str, expr: str, size: tuple[int, int]) -> Json:
         return timeseries(

@@ -446,7 +446,9 @@ class TestFleetAndAlerts:
         assert len(links) == 2
         for link in links:
             assert link["url"].startswith(f"/d/{pools['uid']}/")
-            assert set(re.findall(r"var-(\\w+)=", link["url"])) <= variable_names(pools)
+            variables = set(re.findall(r"var-(\w+)=", link["url"]))
+            assert {"datasource", "region", "project_id"} <= variables
+            assert variables <= variable_names(pools)
         assert any("var-pool=${__value.raw}" in link["url"] for link in links)
 
     def test_pools_dashboard_annotates_firing_alerts(self) -> None:

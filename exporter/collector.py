@@ -41,6 +41,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -277,14 +278,15 @@ def pool_families(items: Iterable[ItemState], regions: Regions, make: Maker[F]) 
     yield spec_max
 
 
-def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
+def _located(rows: Iterable[Row], regions: Regions) -> Iterator[Row]:
+    """Rows whose label values start with a project_id, its region inserted after it."""
+    return (((key[0], regions.get(key[0], ""), *key[1:]), value) for key, value in rows)
+
+
+def health_families(snapshot: Snapshot, regions: Regions, make: Maker[F]) -> Iterator[F]:
     """The exporter's own view of how polling goes."""
     every = _every(snapshot)
-    regions = dict(snapshot.regions)
-
-    def located(rows: Iterable[tuple[tuple[str, ...], float]]) -> Iterator[Row]:
-        """Rows keyed by (project_id, ...) keyed by (project_id, region, ...) instead."""
-        return (((key[0], regions.get(key[0], ""), *key[1:]), value) for key, value in rows)
+    located = partial(_located, regions=regions)
 
     yield _table(
         make,
@@ -340,10 +342,15 @@ def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
         "The error code of the item's last poll when it failed (value always 1; no series "
         "while the last poll succeeded), e.g. ModelArts.50015001 for a pool that does not exist.",
         [*_ITEM, "error_code"],
-        located(
-            ((item.key.project_id, item.key.api.value, item.key.target, item.error_code), 1.0)
-            for item in snapshot.items
-            if not item.success and item.error_code is not None
+        (
+            (
+                (key.project_id, regions.get(key.project_id, ""), key.api.value, key.target, code),
+                1.0,
+            )
+            for key, code in (
+                (item.key, item.error_code) for item in snapshot.items if not item.success
+            )
+            if code is not None
         ),
     )
 
@@ -374,7 +381,7 @@ def health_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
         _PROJECT,
         located(((project,), rate) for project, rate in snapshot.request_rates),
     )
-    yield from _cycle_families(snapshot, located, make)
+    yield from _cycle_families(snapshot, regions, make)
 
 
 def _table(
@@ -392,12 +399,10 @@ def _table(
     return family
 
 
-def _cycle_families(
-    snapshot: Snapshot,
-    located: Callable[[Iterable[tuple[tuple[str, ...], float]]], Iterator[Row]],
-    make: Maker[F],
-) -> Iterator[F]:
+def _cycle_families(snapshot: Snapshot, regions: Regions, make: Maker[F]) -> Iterator[F]:
     project = _PROJECT
+    located = partial(_located, regions=regions)
+
     yield _table(
         make,
         "counter",
@@ -481,7 +486,7 @@ def families(snapshot: Snapshot, now: float, make: Maker[F]) -> Iterator[F]:
     yield from workload_families(fresh, regions, every, make)
     yield from spec_families(fresh, regions, every, make)
     yield from pool_families(fresh, regions, make)
-    yield from health_families(snapshot, make)
+    yield from health_families(snapshot, regions, make)
 
 
 def render_text(snapshot: Snapshot, now: float) -> bytes:

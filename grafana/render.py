@@ -232,7 +232,10 @@ class Prometheus:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:  # noqa: S310
                 payload = json.load(response)
         except urllib.error.HTTPError as error:  # Prometheus explains a 4xx in JSON
-            payload = json.loads(error.read() or b"{}")
+            try:
+                payload = json.loads(error.read() or b"{}")
+            except ValueError:
+                raise QueryError(f"{url}: {error}") from error
         except (urllib.error.URLError, OSError, ValueError) as error:
             raise QueryError(f"{url}: {error}") from error
         if payload.get("status") != "success":

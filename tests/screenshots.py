@@ -36,7 +36,6 @@ from tests.stack import (
 __all__ = ["make_trouble", "options", "render", "run"]
 
 ROOT = Path(__file__).resolve().parent.parent
-RENDERER = ROOT / "grafana" / "render.py"
 OUT = ROOT / "docs" / "images"
 #: Shares of the run: calm, trouble, recovery.
 PHASES = (0.35, 0.45, 0.2)

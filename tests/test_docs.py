@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from exporter.config import AkSkCredentials, parse
-from tests.test_rules import github_anchor, markdown_headings
+from tests.markdown import github_anchor, markdown_headings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

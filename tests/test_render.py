@@ -345,8 +345,15 @@ class TestRenderDashboard:
 
         out = tmp_path / "tiny.png"
         board = tiny_dashboard()
-        render.render_dashboard(board, Refusing({}), render.Window(1000.0, 1060.0, 1.0), out)
+        window = render.Window(1000.0, 1060.0, 1.0)
+        render.render_dashboard(board, Refusing({}), window, out)
         assert json.loads(render.png_text(out)["Description"])[0] == "Now"
+        canvas = render.Canvas.create(render.WIDTH, 400)
+        context = render.Context(Refusing({}), window, {"pool": ".*"})
+        jobs = next(p for p in board["panels"] if p["title"] == "Jobs")
+        render.draw_panel(canvas, jobs, render.Box(0, 0, 800, 300), context)
+        texts = [t.get_text() for t in canvas.overlay.texts]
+        assert any(t.startswith("query failed: bad_data: parse error") for t in texts), texts
 
 
 def dashboards() -> list[Path]:

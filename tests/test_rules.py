@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.markdown import github_anchor, markdown_headings
 from tests.processes import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,27 +108,6 @@ def settings_runbook_url() -> str:
     url = yaml.safe_load(SETTINGS.read_text(encoding="utf-8"))["runbook_url"]
     assert isinstance(url, str)
     return url
-
-
-def github_anchor(heading: str) -> str:
-    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped,
-    spaces turned into hyphens."""
-    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
-    return text.replace(" ", "-")
-
-
-def markdown_headings(text: str) -> list[str]:
-    """The ATX headings of a Markdown text, leaving out lines inside fenced code blocks."""
-    headings: list[str] = []
-    fenced = False
-    for line in text.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            fenced = not fenced
-            continue
-        match = re.match(r"^#{1,6}\s+(.+?)\s*#*\s*$", line)
-        if match and not fenced:
-            headings.append(match.group(1))
-    return headings
 
 
 def runbook_anchors() -> set[str]:

@@ -54,6 +54,8 @@ from tests.test_e2e import pool_counts
 pytestmark = pytest.mark.e2e
 
 PROJECT = "fa017fa017fa017fa017fa017fa017fa"
+#: The region of every project here: a label of each of their series.
+REGION = "cn-north-4"
 DISCOVERED = "d15cfa01d15cfa01d15cfa01d15cfa01"
 IAM = "1a3fa0171a3fa0171a3fa0171a3fa017"
 REFUSED = "2ef05ed02ef05ed02ef05ed02ef05ed0"
@@ -106,7 +108,12 @@ class Item:
     target: str
 
     def labels(self) -> dict[str, str]:
-        return {"project_id": self.project, "api": self.api, "target": self.target}
+        return {
+            "project_id": self.project,
+            "region": REGION,
+            "api": self.api,
+            "target": self.target,
+        }
 
 
 def item_of(key: Key) -> Item | None:
@@ -151,14 +158,15 @@ def expected_data(simulator: Simulator, projects: tuple[str, ...]) -> Samples:
             for job_type, statuses in types.items():
                 # Every documented status, zeros too, then the undocumented ones.
                 served = {status: statuses.get(status, 0) for status in STATUS_KEYS} | statuses
-                labels = {"project_id": project, "pool": pool, "type": job_type}
+                labels = {"project_id": project, "region": REGION, "pool": pool, "type": job_type}
                 for status, count in served.items():
                     want[key("modelarts_pool_jobs", status=status.lower(), **labels)] = count
                 want[key("modelarts_pool_type_jobs", **labels)] = sum(served.values())
         for job_type, specs in state.specs.get(project, {}).items():
-            want[key("modelarts_specs", project_id=project, job_type=job_type)] = len(specs)
+            labels = {"project_id": project, "region": REGION, "job_type": job_type}
+            want[key("modelarts_specs", **labels)] = len(specs)
             for spec in specs:
-                labels = {"project_id": project, "job_type": job_type}
+                labels = {"project_id": project, "region": REGION, "job_type": job_type}
                 labels["spec_code"] = str(spec["spec_code"])
                 no_resource = spec.get("no_resource")
                 if isinstance(no_resource, bool):
@@ -189,16 +197,22 @@ class Scrape:
 
     def errors(self, project: str, api: str, code: str) -> float:
         found = self.value(
-            "modelarts_poll_errors_total", project_id=project, api=api, error_code=code
+            "modelarts_poll_errors_total",
+            project_id=project,
+            region=REGION,
+            api=api,
+            error_code=code,
         )
         return found or 0.0
 
     def requests(self, project: str, api: str, code: str) -> float:
-        found = self.value("modelarts_api_requests_total", project_id=project, api=api, code=code)
+        found = self.value(
+            "modelarts_api_requests_total", project_id=project, region=REGION, api=api, code=code
+        )
         return found or 0.0
 
     def up(self, project: str) -> float | None:
-        return self.value("modelarts_up", project_id=project)
+        return self.value("modelarts_up", project_id=project, region=REGION)
 
     @functools.cached_property
     def data(self) -> dict[Item, Samples]:
@@ -572,7 +586,7 @@ def held_port() -> tuple[socket.socket, int]:
 
 def config_text(sim: Simulator, iam_sim: Simulator, refused_port: int) -> str:
     main = f"""
-    region: cn-north-4
+    region: {REGION}
     endpoint: {sim.url}"""
     return f"""
 poll_interval: {INTERVAL}s
@@ -587,7 +601,7 @@ targets:
   - project_id: "{DISCOVERED}"{main}
     discovery: {{refresh_interval: {INTERVAL}s}}
   - project_id: "{IAM}"
-    region: cn-north-4
+    region: {REGION}
     endpoint: {iam_sim.url}
     iam_endpoint: {iam_sim.url}
     pools: [pool-i]
@@ -597,11 +611,11 @@ targets:
       password: {{env: MATRIX_IAM_PASSWORD}}
       domain: {DOMAIN}
   - project_id: "{REFUSED}"
-    region: cn-north-4
+    region: {REGION}
     endpoint: http://127.0.0.1:{refused_port}
     pools: [pool-r]
   - project_id: "{UNRESOLVABLE}"
-    region: cn-north-4
+    region: {REGION}
     endpoint: http://modelarts.invalid
     pools: [pool-u]
 """
@@ -721,7 +735,7 @@ def test_fault(matrix: Matrix, row: Row) -> None:
         # skipped while it backs off).
         assert during.up(project) == 0
     if row.http == "429":  # the whole target slows down
-        rate = during.value("modelarts_request_budget_rate", project_id=project)
+        rate = during.value("modelarts_request_budget_rate", project_id=project, region=REGION)
         assert rate is not None
         assert rate < 50  # requests_per_second's default
     cleared = time.time()
@@ -798,7 +812,7 @@ def assert_one_refusal_per_cycle(
     counted = after.requests(item.project, item.api, row.http) - before.requests(
         item.project, item.api, row.http
     )
-    labels = {"project_id": item.project, "api": item.api, "code": row.http}
+    labels = {"project_id": item.project, "region": REGION, "api": item.api, "code": row.http}
     assert before.value("modelarts_api_requests_total", **labels) is not None  # starts at 0
     assert counted == len(refused)
     for first, second in itertools.pairwise(refused):

@@ -23,8 +23,9 @@ from exporter import __version__
 from exporter.auth import AkSkAuth, IamTokenAuth, IamTokenSource
 from exporter.budget import RequestBudget
 from exporter.client import ModelArtsClient
-from exporter.config import AkSkCredentials, Config, Target
+from exporter.config import AkSkCredentials, Config, PasswordCredentials, Target
 from exporter.config import load as load_config
+from exporter.credentials import RotatingCredentials
 from exporter.discovery import PoolDiscovery
 from exporter.errors import ConfigError
 from exporter.exposition import ExpositionCache, process_metrics
@@ -158,16 +159,20 @@ class _Wiring:
         clients: list[httpx.AsyncClient] = []
         auth: httpx.Auth
         creds = target.credentials
+        target_log = log.bind(project_id=target.project_id)
+        rotating: RotatingCredentials[AkSkCredentials] | RotatingCredentials[PasswordCredentials]
         if isinstance(creds, AkSkCredentials):
-            auth = AkSkAuth(creds, clock.wall)
+            rotating = signing_keys = RotatingCredentials(creds, log=target_log)
+            auth = AkSkAuth(signing_keys.current, clock.wall)
         else:
+            rotating = password = RotatingCredentials(creds, log=target_log)
             iam_http = _http_client(target, config, None, transport)
             clients.append(iam_http)
             source = IamTokenSource(
                 iam_http,
                 target.iam_endpoint,
                 target.project_id,
-                creds,
+                password.current,
                 clock.wall,
                 observe=partial(ledger.request, target.project_id, IAM_TOKENS),
             )
@@ -180,7 +185,7 @@ class _Wiring:
             target.burst,
             clock=clock.monotonic,
             max_pause=config.retry.max_backoff,
-            log=log.bind(project_id=target.project_id),
+            log=target_log,
         )
         client = ModelArtsClient(
             http,
@@ -207,6 +212,7 @@ class _Wiring:
             refusal_backoff=config.poll_interval,
             discovery=discovery,
             region=target.region,
+            credentials_read=lambda: rotating.succeeded,
         )
         return _Wired(target, poller, tuple(clients))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import httpx
 
@@ -25,6 +26,7 @@ from exporter.parse import error_fields, load_json
 __all__ = ["AkSkAuth", "IamTokenAuth", "IamTokenSource", "sign_request"]
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 
 #: Headers signed when present. ``host`` and ``x-sdk-date`` are always present.
 _SIGNED = ("content-type", "host", "x-project-id", "x-sdk-date", "x-security-token")
@@ -56,15 +58,25 @@ def sign_request(request: httpx.Request, credentials: AkSkCredentials, now: floa
     )
 
 
-class AkSkAuth(httpx.Auth):
-    """Signs every request with the AK/SK; needs no I/O, so works for sync and async clients."""
+def _current(credentials: T | Callable[[], T]) -> Callable[[], T]:
+    """Fixed credentials, or a function giving those to use now (``RotatingCredentials``)."""
+    if callable(credentials):
+        return credentials
+    return lambda: credentials
 
-    def __init__(self, credentials: AkSkCredentials, clock: Clock) -> None:
-        self._credentials = credentials
+
+class AkSkAuth(httpx.Auth):
+    """Signs every request with the AK/SK; needs no I/O, so works for sync and async clients.
+    ``credentials`` may be a function, asked for the credentials to use at each request."""
+
+    def __init__(
+        self, credentials: AkSkCredentials | Callable[[], AkSkCredentials], clock: Clock
+    ) -> None:
+        self._credentials = _current(credentials)
         self._clock = clock
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        sign_request(request, self._credentials, self._clock())
+        sign_request(request, self._credentials(), self._clock())
         yield request
 
 
@@ -91,7 +103,7 @@ class IamTokenSource:
         http: httpx.AsyncClient,
         iam_endpoint: str,
         project_id: str,
-        credentials: PasswordCredentials,
+        credentials: PasswordCredentials | Callable[[], PasswordCredentials],
         clock: Clock,
         refresh_margin: float = 3600.0,
         observe: Callable[[str], None] = lambda status: None,
@@ -100,7 +112,7 @@ class IamTokenSource:
         self._observe = observe
         self._url = f"{iam_endpoint}/v3/auth/tokens"
         self._project_id = project_id
-        self._credentials = credentials
+        self._credentials = _current(credentials)
         self._clock = clock
         self._margin = refresh_margin
         self._lock = asyncio.Lock()
@@ -119,7 +131,7 @@ class IamTokenSource:
             return self._token
 
     def _request_body(self) -> dict[str, object]:
-        c = self._credentials
+        c = self._credentials()
         user = {"name": c.user, "password": c.password.reveal(), "domain": {"name": c.domain}}
         return {
             "auth": {

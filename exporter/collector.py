@@ -306,6 +306,16 @@ def health_families(snapshot: Snapshot, regions: Regions, make: Maker[F]) -> Ite
         _PROJECT,
         located(((project,), float(refused)) for project, refused in snapshot.credentials_refused),
     )
+    yield _table(
+        make,
+        "gauge",
+        "modelarts_credentials_last_reload_successful",
+        "1 when the project's credential files (secrets given as {file: PATH}), read again "
+        "whenever one changes, were read well the last time (or come from no file), else 0: "
+        "the previous credentials are still in use.",
+        _PROJECT,
+        located(((project,), float(read)) for project, read in snapshot.credentials_read),
+    )
 
     success = make(
         "gauge",

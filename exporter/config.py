@@ -34,6 +34,7 @@ __all__ = [
     "Config",
     "Credentials",
     "Discovery",
+    "FileReader",
     "PasswordCredentials",
     "RetryPolicy",
     "Secret",
@@ -42,6 +43,7 @@ __all__ = [
     "load",
     "parse",
     "parse_duration",
+    "read_secret_file",
     "redacted",
 ]
 
@@ -66,10 +68,13 @@ _NONE: tuple[str, ...] = ()
 
 @dataclass(frozen=True)
 class Secret:
-    """A credential. Its ``repr``/``str`` never show the value; ``reveal()`` does."""
+    """A credential. Its ``repr``/``str`` never show the value; ``reveal()`` does.
+    ``file`` is the path it was read from, for a secret given as ``{file: PATH}``: the
+    exporter reads it again when the file changes (``exporter.credentials``)."""
 
     _value: str = field(repr=False)
     source: str
+    file: str | None = None
 
     def reveal(self) -> str:
         return self._value
@@ -292,24 +297,42 @@ def _secret(value: object, path: str, ctx: _Context) -> Secret:
             raise ConfigError(path, f"environment variable {env} is not set")
         return _checked(Secret(ctx.environ[env].strip(), f"env {env}"), path)
     try:
-        content = ctx.read_file(file).strip()
+        return read_secret_file(file, ctx.read_file)
+    except ValueError as exc:
+        raise ConfigError(path, str(exc)) from None
+
+
+def read_secret_file(file: str, read_file: FileReader) -> Secret:
+    """The secret in ``file``, surrounding white space dropped; a ``ValueError`` saying why
+    (never quoting the content) when it cannot be read, is empty or has control characters.
+    Used at load, and again by ``exporter.credentials`` when the file changes."""
+    try:
+        content = read_file(file).strip()
     except OSError as exc:
-        raise ConfigError(path, f"cannot read {file}: {exc.strerror or exc}") from None
+        raise ValueError(f"cannot read {file}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise ConfigError(path, f"cannot read {file}: not UTF-8 text") from None
+        raise ValueError(f"cannot read {file}: not UTF-8 text") from None
     except ValueError as exc:  # a NUL character in the file name
-        raise ConfigError(path, f"cannot read {file!r}: {exc}") from None
+        raise ValueError(f"cannot read {file!r}: {exc}") from None
     if not content:
-        raise ConfigError(path, f"{file} is empty")
-    return _checked(Secret(content, f"file {file}"), path)
+        raise ValueError(f"{file} is empty")
+    return _printable(Secret(content, f"file {file}", file))
 
 
-def _checked(secret: Secret, path: str) -> Secret:
+def _printable(secret: Secret) -> Secret:
     """Refuse control characters inside a secret (surrounding white space is already gone):
     they would make an illegal HTTP header whose error message quotes the value."""
     if any(not char.isprintable() for char in secret.reveal()):
-        raise ConfigError(path, f"the value from {secret.source} contains control characters")
+        raise ValueError(f"the value from {secret.source} contains control characters")
     return secret
+
+
+def _checked(secret: Secret, path: str) -> Secret:
+    """``_printable``, its error a ``ConfigError`` at ``path``."""
+    try:
+        return _printable(secret)
+    except ValueError as exc:
+        raise ConfigError(path, str(exc)) from None
 
 
 def _default_env(name: str) -> object:

@@ -215,6 +215,9 @@ class Snapshot:
     #: project_id -> whether ModelArts refused the credentials (401/403) and no request has
     #: been accepted since
     credentials_refused: tuple[tuple[str, bool], ...] = ()
+    #: project_id -> whether the last read of its credential files worked (True when its
+    #: credentials come from no file)
+    credentials_read: tuple[tuple[str, bool], ...] = ()
     #: (index, total) of the exporter's shard (``exporter.sharding.Shard``); (0, 1) unsharded
     shard: tuple[int, int] = (0, 1)
     #: project_id -> requests per second its request budget allows now

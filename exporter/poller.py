@@ -146,10 +146,13 @@ class TargetPoller:
         refusal_backoff: float = 60.0,
         discovery: PoolDiscovery | None = None,
         region: str = "",
+        credentials_read: Callable[[], bool] = lambda: True,
     ) -> None:
         self.project_id = project_id
         #: The project's region: a label of its series, nothing else.
         self.region = region
+        #: Whether the last read of the target's credential files worked (True without).
+        self.credentials_read = credentials_read
         self._static = tuple(items)
         self._static_keys = frozenset(self._static)
         #: The request budget's current rate, when the target has a budget.
@@ -487,6 +490,9 @@ class Poller:
             up=tuple(sorted(self._up.items())),
             regions=tuple(sorted((p, t.region) for p, t in self._targets.items())),
             credentials_refused=tuple(sorted((p, t.refused) for p, t in self._targets.items())),
+            credentials_read=tuple(
+                sorted((p, t.credentials_read()) for p, t in self._targets.items())
+            ),
             requests=tuple(sorted(self._ledger.requests.items())),
             errors=tuple(sorted(self._ledger.errors.items())),
             cycles=tuple(sorted(self._cycles.items())),

@@ -166,6 +166,10 @@ class Simulator:
         with self._lock:
             self._state.ensure_project(project_id)
 
+    def set_access_keys(self, access_keys: Mapping[str, str]) -> None:
+        """Accept these AK → SK pairs from now on, and only these: rotate the keys."""
+        self._verifier.set_access_keys(access_keys)
+
     def set_pool(self, project_id: str, pool: str, counts: Mapping[str, Mapping[str, int]]) -> None:
         """Set a pool's job counts: job type -> status key ("Running") -> count.
 

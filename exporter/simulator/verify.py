@@ -197,6 +197,11 @@ class _Verifier:
         if not hmac.compare_digest(expected, parsed.signature):
             raise _AuthFailure("verify aksk signature fail")
 
+    def set_access_keys(self, access_keys: Mapping[str, str]) -> None:
+        """Accept these AK → SK pairs from now on, and only these (a key rotation)."""
+        with self._lock:
+            self._access_keys = dict(access_keys)
+
     def is_locked(self, access_key: str) -> bool:
         """Whether ``access_key`` is locked out now (by the simulator clock)."""
         now = self._clock()

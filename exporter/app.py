@@ -29,6 +29,7 @@ from exporter.credentials import RotatingCredentials
 from exporter.discovery import PoolDiscovery
 from exporter.errors import ConfigError
 from exporter.exposition import ExpositionCache, process_metrics
+from exporter.metadata import MetadataAuth, MetadataCredentialSource
 from exporter.models import Api, ConfigStatus, ItemKey, Snapshot
 from exporter.poller import Clock, Poller, RequestLedger, SystemClock, TargetPoller
 from exporter.server import MetricsServer
@@ -100,6 +101,10 @@ def _http_client(
     )
 
 
+#: Time limit of a metadata service request (the SDK's is 3 s to connect, 3 s to read).
+METADATA_TIMEOUT = 3.0
+
+
 @dataclass(frozen=True)
 class _Wired:
     """One target's poller and the HTTP clients that it alone uses."""
@@ -160,12 +165,15 @@ class _Wiring:
         auth: httpx.Auth
         creds = target.credentials
         target_log = log.bind(project_id=target.project_id)
-        rotating: RotatingCredentials[AkSkCredentials] | RotatingCredentials[PasswordCredentials]
+        credentials_read: Callable[[], bool] = lambda: True  # noqa: E731
+        expiry: Callable[[], float | None] = lambda: None  # noqa: E731
         if isinstance(creds, AkSkCredentials):
-            rotating = signing_keys = RotatingCredentials(creds, log=target_log)
+            signing_keys = RotatingCredentials(creds, log=target_log)
+            credentials_read = lambda: signing_keys.succeeded  # noqa: E731
             auth = AkSkAuth(signing_keys.current, clock.wall)
-        else:
-            rotating = password = RotatingCredentials(creds, log=target_log)
+        elif isinstance(creds, PasswordCredentials):
+            password = RotatingCredentials(creds, log=target_log)
+            credentials_read = lambda: password.succeeded  # noqa: E731
             iam_http = _http_client(target, config, None, transport)
             clients.append(iam_http)
             source = IamTokenSource(
@@ -177,7 +185,16 @@ class _Wiring:
                 observe=partial(ledger.request, target.project_id, IAM_TOKENS),
             )
             ledger.expect_refusals(target.project_id, IAM_TOKENS)
+            expiry = lambda: source.expires_at  # noqa: E731
             auth = IamTokenAuth(source)
+        else:
+            metadata_http = httpx.AsyncClient(
+                timeout=METADATA_TIMEOUT, transport=transport, follow_redirects=False
+            )
+            clients.append(metadata_http)
+            agency = MetadataCredentialSource(metadata_http, creds.url, clock.wall, target_log)
+            expiry = lambda: agency.expires_at  # noqa: E731
+            auth = MetadataAuth(agency, clock.wall)
         http = _http_client(target, config, auth, transport)
         clients.append(http)
         budget = RequestBudget(
@@ -212,7 +229,8 @@ class _Wiring:
             refusal_backoff=config.poll_interval,
             discovery=discovery,
             region=target.region,
-            credentials_read=lambda: rotating.succeeded,
+            credentials_read=credentials_read,
+            credentials_expiry=expiry,
         )
         return _Wired(target, poller, tuple(clients))
 

@@ -119,6 +119,11 @@ class IamTokenSource:
         self._token: str | None = None
         self._expires_at = 0.0
 
+    @property
+    def expires_at(self) -> float | None:
+        """When the token in hand expires; None without one."""
+        return None if self._token is None else self._expires_at
+
     def invalidate(self, token: str) -> None:
         """Forget ``token`` (ModelArts refused it); the next ``token()`` fetches a new one."""
         if token == self._token:

@@ -316,6 +316,15 @@ def health_families(snapshot: Snapshot, regions: Regions, make: Maker[F]) -> Ite
         _PROJECT,
         located(((project,), float(read)) for project, read in snapshot.credentials_read),
     )
+    yield _table(
+        make,
+        "gauge",
+        "modelarts_credentials_expiry_timestamp_seconds",
+        "Unix time the project's credentials in use expire, where that is known: an IAM "
+        "token, or temporary AK/SK from the metadata service (refreshed before it passes).",
+        _PROJECT,
+        located(((project,), at) for project, at in snapshot.credentials_expiry),
+    )
 
     success = make(
         "gauge",

@@ -104,7 +104,15 @@ class PasswordCredentials:
     domain: str
 
 
-Credentials = AkSkCredentials | PasswordCredentials
+@dataclass(frozen=True)
+class MetadataCredentials:
+    """Temporary AK/SK of the server's agency, from the instance metadata service at
+    ``url`` (``exporter.metadata``): no secret in the configuration at all."""
+
+    url: str = "http://169.254.169.254"
+
+
+Credentials = AkSkCredentials | PasswordCredentials | MetadataCredentials
 
 
 @dataclass(frozen=True)
@@ -348,7 +356,7 @@ _PASSWORD_KEYS = ("user", "password", "domain")
 
 
 def _credentials(value: object, path: str, ctx: _Context) -> Credentials:
-    section = Section(value, path, ("type", *_AKSK_KEYS, *_PASSWORD_KEYS))
+    section = Section(value, path, ("type", *_AKSK_KEYS, *_PASSWORD_KEYS, "url"))
     kind = section.take("type", string, "aksk")
     if kind == "aksk":
         section.only(("type", *_AKSK_KEYS))
@@ -372,7 +380,12 @@ def _credentials(value: object, path: str, ctx: _Context) -> Credentials:
         password = section.take("password", lambda v, p: _secret(v, p, ctx))
         domain = section.take("domain", string)
         return PasswordCredentials(user=user, password=password, domain=domain)
-    raise ConfigError(section.at("type"), f"expected 'aksk' or 'password', got {kind!r}")
+    if kind == "metadata":
+        section.only(("type", "url"))
+        return MetadataCredentials(url=section.take("url", _url, MetadataCredentials.url))
+    raise ConfigError(
+        section.at("type"), f"expected 'aksk', 'password' or 'metadata', got {kind!r}"
+    )
 
 
 # ---------------------------------------------------------------------------- targets
@@ -627,6 +640,13 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
     return parse(data, os.environ if environ is None else environ)
 
 
+_CREDENTIAL_TYPES: dict[type, str] = {
+    AkSkCredentials: "aksk",
+    PasswordCredentials: "password",
+    MetadataCredentials: "metadata",
+}
+
+
 def redacted(config: Config) -> dict[str, Any]:
     """The effective configuration as plain data, every secret replaced by its source."""
 
@@ -636,7 +656,9 @@ def redacted(config: Config) -> dict[str, Any]:
         if isinstance(node, re.Pattern):
             return node.pattern
         if hasattr(node, "__dataclass_fields__"):
-            return {name: plain(getattr(node, name)) for name in node.__dataclass_fields__}
+            fields = {name: plain(getattr(node, name)) for name in node.__dataclass_fields__}
+            kind = _CREDENTIAL_TYPES.get(type(node))
+            return fields if kind is None else {"type": kind, **fields}
         if isinstance(node, tuple | list):
             return [plain(v) for v in node]
         return node
@@ -655,5 +677,5 @@ def iter_secrets(config: Config) -> Iterator[Secret]:
             yield creds.secret_key
             if creds.security_token is not None:
                 yield creds.security_token
-        else:
+        elif isinstance(creds, PasswordCredentials):
             yield creds.password

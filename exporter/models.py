@@ -218,6 +218,9 @@ class Snapshot:
     #: project_id -> whether the last read of its credential files worked (True when its
     #: credentials come from no file)
     credentials_read: tuple[tuple[str, bool], ...] = ()
+    #: project_id -> Unix time its credentials in use expire, where known (an IAM token,
+    #: temporary AK/SK from the metadata service)
+    credentials_expiry: tuple[tuple[str, float], ...] = ()
     #: (index, total) of the exporter's shard (``exporter.sharding.Shard``); (0, 1) unsharded
     shard: tuple[int, int] = (0, 1)
     #: project_id -> requests per second its request budget allows now

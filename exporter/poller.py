@@ -147,12 +147,15 @@ class TargetPoller:
         discovery: PoolDiscovery | None = None,
         region: str = "",
         credentials_read: Callable[[], bool] = lambda: True,
+        credentials_expiry: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.project_id = project_id
         #: The project's region: a label of its series, nothing else.
         self.region = region
         #: Whether the last read of the target's credential files worked (True without).
         self.credentials_read = credentials_read
+        #: When the credentials in use expire, where that is known (IAM token, metadata).
+        self.credentials_expiry = credentials_expiry
         self._static = tuple(items)
         self._static_keys = frozenset(self._static)
         #: The request budget's current rate, when the target has a budget.
@@ -492,6 +495,13 @@ class Poller:
             credentials_refused=tuple(sorted((p, t.refused) for p, t in self._targets.items())),
             credentials_read=tuple(
                 sorted((p, t.credentials_read()) for p, t in self._targets.items())
+            ),
+            credentials_expiry=tuple(
+                sorted(
+                    (p, expiry)
+                    for p, t in self._targets.items()
+                    if (expiry := t.credentials_expiry()) is not None
+                )
             ),
             requests=tuple(sorted(self._ledger.requests.items())),
             errors=tuple(sorted(self._ledger.errors.items())),

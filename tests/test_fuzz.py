@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import config, parse
-from exporter.config import AkSkCredentials, Config
+from exporter.config import Config
 from exporter.errors import ApiError, ConfigError, ResponseError, safe_error_code
 from exporter.exposition import render
 from exporter.models import (
@@ -870,14 +870,9 @@ def check_accepted(cfg: Config) -> None:
         assert target.endpoint.startswith(("http://", "https://"))
         if target.discovery is not None:
             assert target.discovery.refresh_interval >= cfg.poll_interval
-        creds = target.credentials
-        secrets = (
-            [creds.access_key, creds.secret_key, creds.security_token]
-            if isinstance(creds, AkSkCredentials)
-            else [creds.password]
-        )
-        for secret in secrets:
-            assert secret is None or (secret.reveal() and secret.reveal().isprintable())
+    for secret in config.iter_secrets(cfg):
+        assert secret.reveal()
+        assert secret.reveal().isprintable()
     yaml.safe_dump(config.redacted(cfg))  # what check-config prints
 
 

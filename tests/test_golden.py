@@ -150,6 +150,13 @@ class TestGolden:
             f'project_id="{PROJECT}",region="{REGION}"}} {value}\n'
             for code, value in (("201", "1.0"), ("401", "0.0"), ("403", "0.0"), ("429", "0.0"))
         ]
-        assert "".join(line for line in lines if line not in iam) == GOLDEN.read_text()
+        # The token's expiry: the simulator's clock plus its 24 h token lifetime.
+        expiry = [line for line in lines if line.startswith("modelarts_credentials_expiry_")]
+        assert expiry == [
+            "modelarts_credentials_expiry_timestamp_seconds"
+            f'{{project_id="{PROJECT}",region="{REGION}"}} {NOW + 86400:.8g}\n'
+        ]
+        served = [line for line in lines if line not in iam and line not in expiry]
+        assert "".join(served) == GOLDEN.read_text()
         token_requests = [r for r in simulator.requests() if r.path == "/v3/auth/tokens"]
         assert len(token_requests) == 1

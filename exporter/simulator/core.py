@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from exporter import signing
+from exporter.simulator.agency import Agency
 from exporter.simulator.control import _control
 from exporter.simulator.data import (
     SPEC_JOB_TYPES,
@@ -104,6 +105,8 @@ class Simulator:
             lock=self._lock,
         )
         self._state = _State(requests=deque(maxlen=max_recorded_requests))
+        #: The instance metadata service (``GET /openstack/latest/securitykey``).
+        self.agency = Agency(self._verifier, clock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -358,6 +361,8 @@ class Simulator:
     def _serve(self, route: _Route, request: _Request) -> _Response:
         if route.kind == "iam":
             return self._verifier.issue_token(request)
+        if route.kind == "securitykey":
+            return self.agency.answer()
         if route.kind == "unknown":
             return _api_not_found()
         try:

@@ -68,6 +68,8 @@ class _Verifier:
     ) -> None:
         self._access_keys = dict(access_keys)
         self._security_tokens = dict(security_tokens)
+        #: access key -> when it stops being accepted (temporary credentials only)
+        self._expiry: dict[str, float] = {}
         self._iam_users = dict(iam_users)
         self._token_lifetime = float(token_lifetime_seconds)
         self._clock = clock
@@ -139,6 +141,9 @@ class _Verifier:
         if secret_key is None:
             raise _AuthFailure("unknown access key")
         now = self._clock()
+        expires_at = self._expiry.get(parsed.access_key)
+        if expires_at is not None and now >= expires_at:
+            raise _AuthFailure("the security token has expired")
         with self._lock:
             health = self._keys.setdefault(parsed.access_key, _KeyHealth())
             if health.locked_until is not None:
@@ -196,6 +201,16 @@ class _Verifier:
         expected = signing.sign(secret_key, sdk_date, canonical)
         if not hmac.compare_digest(expected, parsed.signature):
             raise _AuthFailure("verify aksk signature fail")
+
+    def add_temporary(
+        self, access_key: str, secret_key: str, token: str, expires_at: float
+    ) -> None:
+        """Accept temporary credentials (an agency's, from the metadata service) until
+        ``expires_at`` by the simulator clock."""
+        with self._lock:
+            self._access_keys[access_key] = secret_key
+            self._security_tokens[access_key] = token
+            self._expiry[access_key] = expires_at
 
     def set_access_keys(self, access_keys: Mapping[str, str]) -> None:
         """Accept these AK → SK pairs from now on, and only these (a key rotation)."""

@@ -40,7 +40,7 @@ class _Response:
 
 @dataclass(frozen=True)
 class _Route:
-    kind: str  # "workloads" | "specs" | "pools" | "iam" | "unknown"
+    kind: str  # "workloads" | "specs" | "pools" | "iam" | "securitykey" | "unknown"
     project_id: str = ""
     name: str = ""  # pool name for workloads
 
@@ -95,6 +95,8 @@ def _route(method: str, path: str) -> _Route:
         return _Route("pools", unquote(parts[2]))
     if method == "POST" and path == "/v3/auth/tokens":
         return _Route("iam")
+    if method == "GET" and path == "/openstack/latest/securitykey":
+        return _Route("securitykey")
     return _Route("unknown")
 
 

@@ -1,0 +1,186 @@
+"""Temporary AK/SK from the instance metadata service: the ECS/CCE agency, no secret at all.
+
+On an ECS server or a CCE node with an agency, ``GET {url}/openstack/latest/securitykey``
+answers temporary credentials, as the official SDK's metadata credential provider reads
+them (``huaweicloudsdkcore.auth.internal.MetadataAccessor``)::
+
+    {"credential": {"access": "AK…", "secret": "SK…", "securitytoken": "…",
+                    "expires_at": "2026-12-07T09:00:00.000000Z"}}
+
+``MetadataCredentialSource`` fetches them, signs with them until shortly before they expire
+and then fetches new ones: when less than ``min(40 min, half their lifetime)`` is left (the
+SDK refreshes 40 minutes ahead; credentials may last as little as 15 minutes). If the
+metadata service does not answer, the credentials in hand are kept until they expire (the
+failure is logged, and asked again at most every ``retry_after`` seconds); after that each
+request fails with ``metadata_unavailable`` and the target's polls say so. A 401 from
+ModelArts drops the credentials, so the next request fetches them again (never a retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable, Generator
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+import structlog
+
+from exporter.auth import sign_request
+from exporter.config import AkSkCredentials, Secret
+from exporter.errors import ErrorDetail, ResponseError, TransportError
+from exporter.parse import load_json
+
+__all__ = ["DEFAULT_METADATA_URL", "MetadataAuth", "MetadataCredentialSource", "parse_securitykey"]
+
+DEFAULT_METADATA_URL = "http://169.254.169.254"
+SECURITYKEY_PATH = "/openstack/latest/securitykey"
+#: The SDK's refresh margin (``_DEFAULT_EXPIRATION_THRESHOLD_SECONDS``).
+REFRESH_BEFORE = 40 * 60.0
+
+
+@dataclass(frozen=True)
+class Temporary:
+    """Credentials from the metadata service and when they expire (Unix time)."""
+
+    credentials: AkSkCredentials
+    expires_at: float
+    fetched_at: float
+
+    def refresh_at(self) -> float:
+        """When to fetch new ones: ``min(40 min, half the lifetime)`` before expiry."""
+        lifetime = self.expires_at - self.fetched_at
+        return self.expires_at - min(REFRESH_BEFORE, lifetime / 2)
+
+
+def _text(body: dict[str, object], *names: str) -> str:
+    for name in names:
+        found = body.get(name)
+        if isinstance(found, str) and found.strip():
+            return found.strip()
+    raise ValueError(f"no {names[0]}")
+
+
+def _credential_map(raw: bytes) -> dict[str, object]:
+    """The object holding the credential fields: ``credential``, ``credentials`` or the top."""
+    body = load_json(raw)
+    if isinstance(body, dict):
+        body = body.get("credential", body.get("credentials", body))
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")  # noqa: TRY004 - reported as a bad answer
+    return body
+
+
+def parse_securitykey(raw: bytes, source: str) -> tuple[AkSkCredentials, float]:
+    """The credentials and expiry of a securitykey answer (the field names the SDK reads);
+    ``ResponseError`` naming what is missing, never a value."""
+    try:
+        body = _credential_map(raw)
+        access = _text(body, "access", "accessKeyId", "access_key_id")
+        secret = _text(body, "secret", "secretAccessKey", "secret_access_key")
+        token = _text(body, "securitytoken", "securityToken", "security_token")
+        expiry = _text(body, "expires_at", "expiration")
+        expires_at = datetime.fromisoformat(expiry.replace("Z", "+00:00")).timestamp()
+    except (ValueError, ResponseError) as error:
+        detail = ErrorDetail(message=f"metadata securitykey answer unusable: {error}")
+        raise ResponseError(detail, "metadata_unavailable") from None
+    credentials = AkSkCredentials(
+        Secret(access, source), Secret(secret, source), Secret(token, source)
+    )
+    return credentials, expires_at
+
+
+class MetadataCredentialSource:
+    """Temporary AK/SK from the metadata service at ``url``, refreshed before they expire."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        clock: Callable[[], float],
+        log: structlog.typing.FilteringBoundLogger,
+        retry_after: float = 30.0,
+    ) -> None:
+        self._http = http
+        self._url = url.rstrip("/") + SECURITYKEY_PATH
+        self._clock = clock
+        self._log = log
+        self._retry_after = retry_after
+        self._lock = asyncio.Lock()
+        self._held: Temporary | None = None
+        self._next_try = 0.0
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the credentials in hand expire; None before the first fetch."""
+        return None if self._held is None else self._held.expires_at
+
+    def invalidate(self, credentials: AkSkCredentials) -> None:
+        """Drop ``credentials`` (ModelArts refused them): the next request fetches anew."""
+        if self._held is not None and self._held.credentials is credentials:
+            self._held = None
+            self._next_try = 0.0
+
+    async def current(self) -> AkSkCredentials:
+        """The credentials to sign with now, fetched first when due."""
+        async with self._lock:
+            now = self._clock()
+            held = self._held
+            if held is not None and now < held.refresh_at():
+                return held.credentials
+            if held is not None and now < held.expires_at and now < self._next_try:
+                return held.credentials
+            try:
+                credentials, expires_at = await self._fetch()
+            except (TransportError, ResponseError) as error:
+                self._next_try = now + self._retry_after
+                if held is not None and now < held.expires_at:
+                    self._log.warning(
+                        "metadata_refresh_failed", error=str(error), expires_at=held.expires_at
+                    )
+                    return held.credentials
+                raise
+            self._held = Temporary(credentials, expires_at, now)
+            self._log.info("metadata_credentials_fetched", expires_at=expires_at)
+            return credentials
+
+    async def _fetch(self) -> tuple[AkSkCredentials, float]:
+        try:
+            response = await self._http.get(self._url)
+        except httpx.HTTPError as exc:
+            detail = ErrorDetail(
+                message=f"metadata service at {self._url} did not answer: {type(exc).__name__}"
+            )
+            raise TransportError(detail, "metadata_unavailable") from None
+        if response.status_code != 200:
+            detail = ErrorDetail(
+                http_status=response.status_code,
+                message=f"metadata service at {self._url} refused: HTTP {response.status_code}"
+                " (is an agency attached to the server?)",
+            )
+            raise ResponseError(detail, "metadata_unavailable")
+        return parse_securitykey(response.content, f"metadata {self._url}")
+
+
+class MetadataAuth(httpx.Auth):
+    """Signs with the metadata service's temporary AK/SK and security token; a 401 drops
+    them, so the next request fetches new ones."""
+
+    def __init__(self, source: MetadataCredentialSource, clock: Callable[[], float]) -> None:
+        self._source = source
+        self._clock = clock
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        credentials = await self._source.current()
+        sign_request(request, credentials, self._clock())
+        response = yield request
+        if response.status_code == 401:
+            self._source.invalidate(credentials)
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("MetadataAuth needs an httpx.AsyncClient")
+        yield request  # pragma: no cover - makes this a generator

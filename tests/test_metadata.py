@@ -1,0 +1,218 @@
+"""Temporary AK/SK from the instance metadata service (``exporter.metadata``): read as the
+official SDK reads them, refreshed before they expire over a simulated hour, kept while the
+metadata service is down until they expire and then a clear failure; and end to end, the
+real exporter polling with an agency's credentials that expire every few seconds, with no
+request refused and no secret logged."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from huaweicloudsdkcore.auth.internal import StsAccessor
+
+from exporter.config import MetadataCredentials, parse
+from exporter.errors import ConfigError, PollError
+from exporter.logs import make_logger
+from exporter.metadata import MetadataAuth, MetadataCredentialSource, parse_securitykey
+from exporter.simulator import Simulator
+from tests.processes import start_exporter
+from tests.promtext import value
+
+PROJECT = "a9e0c7a9e0c7a9e0c7a9e0c7a9e0c7a9"
+WORKLOADS = f"/v2/{PROJECT}/statistics/pools/pool-a/workloads"
+BODIES = [
+    {
+        "credential": {
+            "access": "TEMPAK",
+            "secret": "temporary-secret",
+            "securitytoken": "token-value",
+            "expires_at": "2026-12-07T09:00:00.000000Z",
+        }
+    },
+    {
+        "credentials": {
+            "accessKeyId": "TEMPAK2",
+            "secretAccessKey": "secret-2",
+            "securityToken": "token-2",
+            "expiration": "2026-12-08T01:02:03.000000Z",
+        }
+    },
+]
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestParse:
+    @pytest.mark.parametrize("body", BODIES)
+    def test_fields_are_read_as_the_official_sdk_reads_them(self, body: object) -> None:
+        """AK, SK, security token and expiry equal what huaweicloudsdkcore's metadata
+        accessor reads from the same answer."""
+        raw = json.dumps(body).encode()
+        sdk = StsAccessor._process_credential(raw.decode())
+        ours, expires_at = parse_securitykey(raw, "metadata test")
+        assert ours.access_key.reveal() == sdk.access
+        assert ours.secret_key.reveal() == sdk.secret
+        assert ours.security_token is not None
+        assert ours.security_token.reveal() == sdk.security_token
+        assert expires_at == sdk.expire_at
+
+    @pytest.mark.parametrize(
+        ("raw", "missing"),
+        [(b"[]", "not a JSON object"), (b'{"credential": {"access": "A"}}', "no secret")],
+    )
+    def test_an_unusable_answer_is_an_error_naming_what_is_missing(
+        self, raw: bytes, missing: str
+    ) -> None:
+        """An answer without the fields is a ``metadata_unavailable`` error that says what
+        is missing."""
+        with pytest.raises(PollError, match=missing) as raised:
+            parse_securitykey(raw, "metadata test")
+        assert raised.value.code == "metadata_unavailable"
+
+
+class TestConfig:
+    def test_metadata_credentials_need_no_secret(self) -> None:
+        """``type: metadata`` takes the documented endpoint, or the one given."""
+        target = {"project_id": PROJECT, "region": "cn-north-4", "pools": ["a"]}
+        default = parse({"targets": [{**target, "credentials": {"type": "metadata"}}]}, {})
+        assert default.targets[0].credentials == MetadataCredentials("http://169.254.169.254")
+        given = {"type": "metadata", "url": "http://127.0.0.1:8080"}
+        config = parse({"targets": [{**target, "credentials": given}]}, {})
+        assert config.targets[0].credentials == MetadataCredentials("http://127.0.0.1:8080")
+        with pytest.raises(ConfigError, match=r"credentials\.access_key"):
+            parse({"targets": [{**target, "credentials": {**given, "access_key": "x"}}]}, {})
+
+
+def poll_for_an_hour(simulator: Simulator, clock: Clock, log: io.StringIO) -> list[int]:
+    """One signed request per simulated minute for an hour, through a metadata source on
+    ``clock``; the HTTP status of each."""
+
+    async def run() -> list[int]:
+        statuses = []
+        async with httpx.AsyncClient(timeout=3) as metadata:
+            source = MetadataCredentialSource(
+                metadata, simulator.url, clock, make_logger("debug", "json", stream=log)
+            )
+            auth = MetadataAuth(source, clock)
+            async with httpx.AsyncClient(base_url=simulator.url, auth=auth, timeout=3) as api:
+                for _ in range(60):
+                    statuses.append((await api.get(WORKLOADS)).status_code)
+                    assert source.expires_at is not None
+                    assert source.expires_at > clock()
+                    clock.now += 60
+        return statuses
+
+    return asyncio.run(run())
+
+
+class TestRefresh:
+    def test_an_hour_of_15_minute_credentials_with_no_refusal(self) -> None:
+        """Over an hour of a simulated clock, credentials lasting 15 minutes are fetched
+        again before they expire (half their lifetime ahead): every request is accepted,
+        and 8 sets are fetched, one per 7.5 minutes."""
+        clock = Clock(1_800_000_000.0)
+        sim = Simulator(clock=clock)
+        sim.set_pool(PROJECT, "pool-a", {"train": {"Running": 2}})
+        sim.agency.configure(lifetime=15 * 60)
+        log = io.StringIO()
+        with sim:
+            statuses = poll_for_an_hour(sim, clock, log)
+        assert statuses == [200] * 60
+        fetched = [e for e in map(json.loads, log.getvalue().splitlines())
+                   if e["event"] == "metadata_credentials_fetched"]  # fmt: skip
+        assert len(fetched) == 8
+        assert "temporary-secret" not in log.getvalue()
+
+    def test_a_down_metadata_service_keeps_credentials_until_they_expire(self) -> None:
+        """With the service down, the credentials in hand sign until they expire (the
+        failure logged); then each request fails with metadata_unavailable; once the
+        service answers again, polling resumes."""
+        clock = Clock(1_800_000_000.0)
+        sim = Simulator(clock=clock)
+        sim.set_pool(PROJECT, "pool-a", {"train": {"Running": 2}})
+        sim.agency.configure(lifetime=15 * 60)
+        log = io.StringIO()
+
+        async def run() -> list[str]:
+            outcomes = []
+            async with httpx.AsyncClient(timeout=3) as metadata:
+                source = MetadataCredentialSource(
+                    metadata, sim.url, clock, make_logger("debug", "json", stream=log)
+                )
+                auth = MetadataAuth(source, clock)
+                async with httpx.AsyncClient(base_url=sim.url, auth=auth, timeout=3) as api:
+                    for minute in range(20):
+                        if minute == 2:
+                            sim.agency.configure(available=False)
+                        if minute == 18:
+                            sim.agency.configure(available=True)
+                        try:
+                            outcomes.append(str((await api.get(WORKLOADS)).status_code))
+                        except PollError as error:
+                            outcomes.append(error.code)
+                        clock.now += 60
+            return outcomes
+
+        with sim:
+            outcomes = asyncio.run(run())
+        assert outcomes[:15] == ["200"] * 15
+        assert outcomes[15:18] == ["metadata_unavailable"] * 3
+        assert outcomes[18:] == ["200"] * 2
+        events = [json.loads(line)["event"] for line in log.getvalue().splitlines()]
+        assert "metadata_refresh_failed" in events
+
+
+@pytest.mark.e2e
+class TestAgencyOverSockets:
+    def test_the_exporter_polls_with_an_agency_and_refreshes_it(self, tmp_path: Path) -> None:
+        """The real exporter, configured with ``type: metadata`` and no secret, polls with
+        credentials that expire every 4 seconds for 12 seconds: several sets are fetched,
+        no request is refused, modelarts_credentials_expiry_timestamp_seconds is ahead of
+        now, and no temporary secret reaches the log."""
+        sim = Simulator()
+        sim.set_pool(PROJECT, "pool-a", {"train": {"Running": 2}})
+        sim.agency.configure(lifetime=4.0)
+        config = tmp_path / "config.yaml"
+        target = {
+            "project_id": PROJECT,
+            "region": "cn-north-4",
+            "endpoint": "",
+            "pools": ["pool-a"],
+            "credentials": {"type": "metadata"},
+        }
+        with sim:
+            target["endpoint"] = sim.url
+            target["credentials"] = {"type": "metadata", "url": sim.url}
+            config.write_text(json.dumps({"poll_interval": "500ms", "targets": [target]}))
+            exporter = start_exporter(config, tmp_path / "log", {"PATH": os.environ["PATH"]})
+            try:
+                time.sleep(12)
+                samples = exporter.scrape()
+            finally:
+                exporter.kill()
+            sent = sim.requests()
+        assert value(samples, "modelarts_up", project_id=PROJECT) == 1.0
+        expiry = value(samples, "modelarts_credentials_expiry_timestamp_seconds")
+        assert expiry is not None
+        assert expiry > time.time() - 1
+        assert sim.agency.issued >= 4
+        api = [r for r in sent if r.path == WORKLOADS]
+        assert len(api) >= 15
+        assert [r for r in api if r.status != 200] == []
+        assert len({r.access_key for r in api}) >= 4
+        log = (tmp_path / "log").read_text()
+        assert "temporary-secret" not in log
+        assert "temporary-security-token" not in log

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -96,26 +97,46 @@ class TestConfig:
             parse({"targets": [{**target, "credentials": {**given, "access_key": "x"}}]}, {})
 
 
-def poll_for_an_hour(simulator: Simulator, clock: Clock, log: io.StringIO) -> list[int]:
-    """One signed request per simulated minute for an hour, through a metadata source on
-    ``clock``; the HTTP status of each."""
+def agency_simulator(clock: Clock) -> Simulator:
+    """A simulator on ``clock`` whose metadata endpoint hands out 15-minute credentials."""
+    sim = Simulator(clock=clock)
+    sim.set_pool(PROJECT, "pool-a", {"train": {"Running": 2}})
+    sim.agency.configure(lifetime=15 * 60)
+    return sim
 
-    async def run() -> list[int]:
-        statuses = []
+
+def each_minute(
+    sim: Simulator,
+    clock: Clock,
+    log: io.StringIO,
+    minutes: int,
+    before: Callable[[int, MetadataCredentialSource], None],
+) -> list[str]:
+    """One request signed with metadata credentials per simulated minute, over real sockets;
+    ``before(minute, source)`` runs first. The HTTP status of each, or its error code."""
+
+    async def run() -> list[str]:
+        outcomes = []
         async with httpx.AsyncClient(timeout=3) as metadata:
-            source = MetadataCredentialSource(
-                metadata, simulator.url, clock, make_logger("debug", "json", stream=log)
-            )
+            logger = make_logger("debug", "json", stream=log)
+            source = MetadataCredentialSource(metadata, sim.url, clock, logger)
             auth = MetadataAuth(source, clock)
-            async with httpx.AsyncClient(base_url=simulator.url, auth=auth, timeout=3) as api:
-                for _ in range(60):
-                    statuses.append((await api.get(WORKLOADS)).status_code)
-                    assert source.expires_at is not None
-                    assert source.expires_at > clock()
+            async with httpx.AsyncClient(base_url=sim.url, auth=auth, timeout=3) as api:
+                for minute in range(minutes):
+                    before(minute, source)
+                    try:
+                        outcomes.append(str((await api.get(WORKLOADS)).status_code))
+                    except PollError as error:
+                        outcomes.append(error.code)
                     clock.now += 60
-        return statuses
+        return outcomes
 
-    return asyncio.run(run())
+    with sim:
+        return asyncio.run(run())
+
+
+def events(log: io.StringIO) -> list[str]:
+    return [json.loads(line)["event"] for line in log.getvalue().splitlines()]
 
 
 class TestRefresh:
@@ -123,56 +144,32 @@ class TestRefresh:
         """Over an hour of a simulated clock, credentials lasting 15 minutes are fetched
         again before they expire (half their lifetime ahead): every request is accepted,
         and 8 sets are fetched, one per 7.5 minutes."""
-        clock = Clock(1_800_000_000.0)
-        sim = Simulator(clock=clock)
-        sim.set_pool(PROJECT, "pool-a", {"train": {"Running": 2}})
-        sim.agency.configure(lifetime=15 * 60)
-        log = io.StringIO()
-        with sim:
-            statuses = poll_for_an_hour(sim, clock, log)
-        assert statuses == [200] * 60
-        fetched = [e for e in map(json.loads, log.getvalue().splitlines())
-                   if e["event"] == "metadata_credentials_fetched"]  # fmt: skip
-        assert len(fetched) == 8
+        clock, log = Clock(1_800_000_000.0), io.StringIO()
+
+        def unexpired(minute: int, source: MetadataCredentialSource) -> None:
+            assert minute == 0 or (source.expires_at or 0) > clock()
+
+        outcomes = each_minute(agency_simulator(clock), clock, log, 60, unexpired)
+        assert outcomes == ["200"] * 60
+        assert events(log).count("metadata_credentials_fetched") == 8
         assert "temporary-secret" not in log.getvalue()
 
     def test_a_down_metadata_service_keeps_credentials_until_they_expire(self) -> None:
         """With the service down, the credentials in hand sign until they expire (the
         failure logged); then each request fails with metadata_unavailable; once the
         service answers again, polling resumes."""
-        clock = Clock(1_800_000_000.0)
-        sim = Simulator(clock=clock)
-        sim.set_pool(PROJECT, "pool-a", {"train": {"Running": 2}})
-        sim.agency.configure(lifetime=15 * 60)
-        log = io.StringIO()
+        clock, log = Clock(1_800_000_000.0), io.StringIO()
+        sim = agency_simulator(clock)
 
-        async def run() -> list[str]:
-            outcomes = []
-            async with httpx.AsyncClient(timeout=3) as metadata:
-                source = MetadataCredentialSource(
-                    metadata, sim.url, clock, make_logger("debug", "json", stream=log)
-                )
-                auth = MetadataAuth(source, clock)
-                async with httpx.AsyncClient(base_url=sim.url, auth=auth, timeout=3) as api:
-                    for minute in range(20):
-                        if minute == 2:
-                            sim.agency.configure(available=False)
-                        if minute == 18:
-                            sim.agency.configure(available=True)
-                        try:
-                            outcomes.append(str((await api.get(WORKLOADS)).status_code))
-                        except PollError as error:
-                            outcomes.append(error.code)
-                        clock.now += 60
-            return outcomes
+        def outage(minute: int, source: MetadataCredentialSource) -> None:
+            if minute in (2, 18):
+                sim.agency.configure(available=minute == 18)
 
-        with sim:
-            outcomes = asyncio.run(run())
+        outcomes = each_minute(sim, clock, log, 20, outage)
         assert outcomes[:15] == ["200"] * 15
         assert outcomes[15:18] == ["metadata_unavailable"] * 3
         assert outcomes[18:] == ["200"] * 2
-        events = [json.loads(line)["event"] for line in log.getvalue().splitlines()]
-        assert "metadata_refresh_failed" in events
+        assert "metadata_refresh_failed" in events(log)
 
 
 @pytest.mark.e2e

@@ -660,12 +660,15 @@ class TestCheckConfig:
         printed = yaml.safe_load(files.sentinels.redact(result.stdout))
         creds = [target["credentials"] for target in printed["targets"]]
         assert creds[0] == {
+            "type": "aksk",
             "access_key": "<secret from env HUAWEICLOUD_SDK_AK>",
             "secret_key": "<secret from env HUAWEICLOUD_SDK_SK>",
             "security_token": "<secret from env HUAWEICLOUD_SDK_SECURITY_TOKEN>",
         }
+        assert creds[1]["type"] == "password"
         assert creds[1]["password"] == "<secret from env MODELARTS_PASSWORD>"
         assert creds[2] == {
+            "type": "aksk",
             "access_key": f"<secret from file {files.directory / 'ak'}>",
             "secret_key": f"<secret from file {files.directory / 'sk'}>",
             "security_token": None,

@@ -355,6 +355,8 @@ DATA_FAMILIES = {
 PER_PROCESS = {
     "modelarts_up",
     "modelarts_credentials_refused",
+    "modelarts_credentials_last_reload_successful",
+    "modelarts_credentials_expiry_timestamp_seconds",
     "modelarts_request_budget_rate",
     "modelarts_api_requests_total",
     "modelarts_poll_errors_total",

@@ -159,6 +159,8 @@ SCHEMA: dict[str, dict[str, Kind]] = {
     "ModelArtsExporterDown": {"for": _duration},
     "ModelArtsExporterAbsent": {"for": _duration},
     "ModelArtsExporterConfigReloadFailed": {"for": _duration},
+    "ModelArtsCredentialsReloadFailed": {"for": _duration},
+    "ModelArtsCredentialsExpiring": {"left": _duration, "for": _duration},
     "ModelArtsAuthenticationFailed": {"for": _duration},
     "ModelArtsApiUnreachable": {"for": _duration},
     "ModelArtsApiThrottled": {"window": _duration, "for": _duration},

@@ -23,7 +23,7 @@ from exporter.config import AkSkCredentials, PasswordCredentials
 from exporter.errors import ApiError, AuthError, ErrorDetail, ResponseError, TransportError
 from exporter.parse import error_fields, load_json
 
-__all__ = ["AkSkAuth", "IamTokenAuth", "IamTokenSource", "sign_request"]
+__all__ = ["AkSkAuth", "AsyncOnlyAuth", "IamTokenAuth", "IamTokenSource", "sign_request"]
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -187,7 +187,17 @@ def _json_or_none(raw: bytes) -> object:
         return None
 
 
-class IamTokenAuth(httpx.Auth):
+class AsyncOnlyAuth(httpx.Auth):
+    """An auth whose flow awaits I/O (a token or credentials fetched): async clients only."""
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError(f"{type(self).__name__} needs an httpx.AsyncClient")
+        yield request  # pragma: no cover - makes this a generator
+
+
+class IamTokenAuth(AsyncOnlyAuth):
     """Adds ``X-Auth-Token``; on a 401 the token is dropped so the next cycle fetches anew."""
 
     def __init__(self, source: IamTokenSource) -> None:
@@ -201,9 +211,3 @@ class IamTokenAuth(httpx.Auth):
         response = yield request
         if response.status_code == 401:
             self._source.invalidate(token)
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("IamTokenAuth needs an httpx.AsyncClient")
-        yield request  # pragma: no cover - makes this a generator

@@ -19,14 +19,14 @@ ModelArts drops the credentials, so the next request fetches them again (never a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
 import structlog
 
-from exporter.auth import sign_request
+from exporter.auth import AsyncOnlyAuth, sign_request
 from exporter.config import AkSkCredentials, Secret
 from exporter.errors import ErrorDetail, ResponseError, TransportError
 from exporter.parse import load_json
@@ -162,7 +162,7 @@ class MetadataCredentialSource:
         return parse_securitykey(response.content, f"metadata {self._url}")
 
 
-class MetadataAuth(httpx.Auth):
+class MetadataAuth(AsyncOnlyAuth):
     """Signs with the metadata service's temporary AK/SK and security token; a 401 drops
     them, so the next request fetches new ones."""
 
@@ -178,9 +178,3 @@ class MetadataAuth(httpx.Auth):
         response = yield request
         if response.status_code == 401:
             self._source.invalidate(credentials)
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("MetadataAuth needs an httpx.AsyncClient")
-        yield request  # pragma: no cover - makes this a generator

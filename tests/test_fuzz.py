@@ -895,15 +895,18 @@ def check_config_cli(
 ) -> subprocess.CompletedProcess[str]:
     """``modelarts-exporter check-config --config.file=PATH`` run in ``directory`` with
     ``environ`` as its whole environment, as config.parse had it (a generated ${VAR} may
-    name any variable)."""
-    return subprocess.run(
+    name any variable). Its output is decoded as written: no newline translation, so a
+    carriage return in a generated key reads back as one."""
+    result = subprocess.run(
         [*exporter_command(), "check-config", f"--config.file={path}"],
         cwd=directory,
         env=dict(environ or {}),
         capture_output=True,
-        text=True,
         timeout=60,
         check=False,
+    )
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
     )
 
 
@@ -1157,3 +1160,17 @@ class TestFoundByFuzzing:
         result = check_config_cli(tmp_path, path)
         assert result.returncode == 2
         assert result.stderr == f"modelarts-exporter: invalid configuration: {message}\n"
+
+    @pytest.mark.e2e
+    def test_a_carriage_return_in_a_key_is_named_as_it_is(self, tmp_path: Path) -> None:
+        """A key holding a carriage return: check-config's stderr names it byte for byte as
+        config.parse does (the test once read stderr with newline translation and saw a
+        line feed)."""
+        data = {"a\rb": 1}
+        path = tmp_path / "config.yaml"
+        path.write_text(to_yaml(data), encoding="utf-8")
+        expected = config_error(data)
+        result = check_config_cli(tmp_path, path)
+        assert result.returncode == 2
+        assert result.stderr == f"modelarts-exporter: invalid configuration: {expected}\n"
+        assert "\r" in result.stderr

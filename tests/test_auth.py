@@ -25,6 +25,7 @@ from exporter import signing
 from exporter.auth import AkSkAuth, IamTokenAuth, IamTokenSource, sign_request
 from exporter.config import AkSkCredentials, PasswordCredentials, Secret
 from exporter.errors import ApiError, AuthError, PollError, ResponseError, TransportError
+from tests.clocks import FakeClock
 
 VECTOR_AK = "QTWAOYTTINDUT2QVKYUC"
 VECTOR_SK = "MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc"
@@ -400,14 +401,6 @@ EXPIRES_TS = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
 PASSWORD_CREDS = PasswordCredentials(
     user="exporter", password=Secret(PASSWORD, "test"), domain="my-account"
 )
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeCloud:

@@ -23,6 +23,7 @@ from exporter.errors import ConfigError, PollError
 from exporter.logs import make_logger
 from exporter.metadata import MetadataAuth, MetadataCredentialSource, parse_securitykey
 from exporter.simulator import Simulator
+from tests.clocks import FakeClock
 from tests.processes import start_exporter
 from tests.promtext import value
 
@@ -46,14 +47,6 @@ BODIES = [
         }
     },
 ]
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TestParse:
@@ -97,7 +90,7 @@ class TestConfig:
             parse({"targets": [{**target, "credentials": {**given, "access_key": "x"}}]}, {})
 
 
-def agency_simulator(clock: Clock) -> Simulator:
+def agency_simulator(clock: FakeClock) -> Simulator:
     """A simulator on ``clock`` whose metadata endpoint hands out 15-minute credentials."""
     sim = Simulator(clock=clock)
     sim.set_pool(PROJECT, "pool-a", {"train": {"Running": 2}})
@@ -107,7 +100,7 @@ def agency_simulator(clock: Clock) -> Simulator:
 
 def each_minute(
     sim: Simulator,
-    clock: Clock,
+    clock: FakeClock,
     log: io.StringIO,
     minutes: int,
     before: Callable[[int, MetadataCredentialSource], None],
@@ -144,7 +137,7 @@ class TestRefresh:
         """Over an hour of a simulated clock, credentials lasting 15 minutes are fetched
         again before they expire (half their lifetime ahead): every request is accepted,
         and 8 sets are fetched, one per 7.5 minutes."""
-        clock, log = Clock(1_800_000_000.0), io.StringIO()
+        clock, log = FakeClock(1_800_000_000.0), io.StringIO()
 
         def unexpired(minute: int, source: MetadataCredentialSource) -> None:
             assert minute == 0 or (source.expires_at or 0) > clock()
@@ -158,7 +151,7 @@ class TestRefresh:
         """With the service down, the credentials in hand sign until they expire (the
         failure logged); then each request fails with metadata_unavailable; once the
         service answers again, polling resumes."""
-        clock, log = Clock(1_800_000_000.0), io.StringIO()
+        clock, log = FakeClock(1_800_000_000.0), io.StringIO()
         sim = agency_simulator(clock)
 
         def outage(minute: int, source: MetadataCredentialSource) -> None:

@@ -22,6 +22,7 @@ from exporter.simulator import (
     Simulator,
     default_specs,
 )
+from tests.clocks import FakeClock
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 AK, SK = "QTWAOYTTINDUT2QVKYUC", "MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc"
@@ -35,19 +36,6 @@ POOL_A = {
     "train": {"Running": 3, "Completed": 10, "Failed": 1},
     "infer": {"Running": 2, "Pending": 1},
 }
-
-
-class FakeClock:
-    """A settable clock for the simulator."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

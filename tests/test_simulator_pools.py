@@ -21,7 +21,8 @@ from exporter import signing
 from exporter.simulator import NODE_STATES, Fault, Simulator
 from exporter.simulator.data import PoolItem
 from tests import test_simulator as base
-from tests.test_simulator import AK, PROJECT, WORKLOADS, FakeClock, error_code, iam_body, signed_get
+from tests.clocks import FakeClock
+from tests.test_simulator import AK, PROJECT, WORKLOADS, error_code, iam_body, signed_get
 
 clock, sim, client = base.clock, base.sim, base.client  # the shared fixtures
 

@@ -170,7 +170,7 @@ class _Wiring:
         if isinstance(creds, AkSkCredentials):
             signing_keys = RotatingCredentials(creds, log=target_log)
             credentials_read = lambda: signing_keys.succeeded  # noqa: E731
-            auth = AkSkAuth(signing_keys.current, clock.wall)
+            auth = AkSkAuth(signing_keys.current, clock.wall, refused=signing_keys.refused)
         elif isinstance(creds, PasswordCredentials):
             password = RotatingCredentials(creds, log=target_log)
             credentials_read = lambda: password.succeeded  # noqa: E731
@@ -183,6 +183,7 @@ class _Wiring:
                 password.current,
                 clock.wall,
                 observe=partial(ledger.request, target.project_id, IAM_TOKENS),
+                refused=password.refused,
             )
             ledger.expect_refusals(target.project_id, IAM_TOKENS)
             expiry = lambda: source.expires_at  # noqa: E731

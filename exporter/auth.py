@@ -65,19 +65,30 @@ def _current(credentials: T | Callable[[], T]) -> Callable[[], T]:
     return lambda: credentials
 
 
+def _nothing() -> None:
+    return None
+
+
 class AkSkAuth(httpx.Auth):
     """Signs every request with the AK/SK; needs no I/O, so works for sync and async clients.
-    ``credentials`` may be a function, asked for the credentials to use at each request."""
+    ``credentials`` may be a function, asked for the credentials to use at each request;
+    ``refused`` is called when ModelArts answers 401 (never a retry)."""
 
     def __init__(
-        self, credentials: AkSkCredentials | Callable[[], AkSkCredentials], clock: Clock
+        self,
+        credentials: AkSkCredentials | Callable[[], AkSkCredentials],
+        clock: Clock,
+        refused: Callable[[], None] = _nothing,
     ) -> None:
         self._credentials = _current(credentials)
         self._clock = clock
+        self._refused = refused
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         sign_request(request, self._credentials(), self._clock())
-        yield request
+        response = yield request
+        if response.status_code == 401:
+            self._refused()
 
 
 def _expiry(body: object) -> float | None:
@@ -95,7 +106,8 @@ class IamTokenSource:
     """Fetches and caches an IAM project-scoped token for one target.
 
     A token is reused until ``refresh_margin`` seconds before it expires. Concurrent callers
-    share one fetch. A refused password raises ``AuthError`` and is not retried.
+    share one fetch. A refused password raises ``AuthError`` and is not retried; ``refused``
+    is called, so a password file is read again before the next fetch.
     """
 
     def __init__(
@@ -107,9 +119,11 @@ class IamTokenSource:
         clock: Clock,
         refresh_margin: float = 3600.0,
         observe: Callable[[str], None] = lambda status: None,
+        refused: Callable[[], None] = _nothing,
     ) -> None:
         self._http = http
         self._observe = observe
+        self._refused = refused
         self._url = f"{iam_endpoint}/v3/auth/tokens"
         self._project_id = project_id
         self._credentials = _current(credentials)
@@ -167,7 +181,10 @@ class IamTokenSource:
                 message=f"IAM token request refused: {message}".rstrip(": "),
                 request_id=request_id,
             )
-            raise AuthError(detail) if response.status_code in (401, 403) else ApiError(detail)
+            if response.status_code in (401, 403):
+                self._refused()
+                raise AuthError(detail)
+            raise ApiError(detail)
         token = response.headers.get("X-Subject-Token")
         expires_at = _expiry(_json_or_none(response.content))
         if not token or expires_at is None:

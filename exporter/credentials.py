@@ -12,6 +12,12 @@ again and checked as at load (readable, UTF-8, not empty, no control characters)
 good: the new credentials are used at once. Any bad: the previous credentials stay in use,
 ``credentials_reload_failed`` is logged (the file and why, never a value) and ``succeeded``
 is False until a later change reads well; the same bad change is not read or logged again.
+
+A refusal (``refused()``: ModelArts answered 401, or IAM refused the password) makes the
+next ``current()`` read the files once even if they look unchanged: a file rewritten in
+place keeping its size and modification time (an AK is always 20 characters) is then still
+picked up, by the next cycle, with no request spent. ``credentials_reread_after_refusal``
+says whether the files held other credentials; if they did not, the secret itself is wrong.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ class RotatingCredentials(Generic[C]):
         self._settle = settle
         self._log = log
         self._seen = self._identities()
+        self._recheck = False
         #: False from a change that could not be read until one that could.
         self.succeeded = True
 
@@ -91,17 +98,23 @@ class RotatingCredentials(Generic[C]):
         if not self._files:
             return self._credentials
         seen = self._identities()
-        if seen != self._seen and not self._settling(seen):
-            self._seen = seen
-            self._reload()
+        if (self._recheck or seen != self._seen) and not self._settling(seen):
+            forced = self._recheck
+            self._seen, self._recheck = seen, False
+            self._reload(forced)
         return self._credentials
+
+    def refused(self) -> None:
+        """The credentials in use were refused: read the files once more before the next
+        request, even if they look unchanged (only a flag: refusals are never retried)."""
+        self._recheck = bool(self._files)
 
     def _settling(self, seen: dict[str, FileIdentity]) -> bool:
         """Whether a file was modified less than ``settle`` seconds ago (others may follow)."""
         newest = max((found[3] for found in seen.values() if found is not None), default=0)
         return self._clock() - newest / 1e9 < self._settle
 
-    def _reload(self) -> None:
+    def _reload(self, forced: bool) -> None:
         try:
             secrets = {
                 name: read_secret_file(path, self._read_file) for name, path in self._files.items()
@@ -116,5 +129,8 @@ class RotatingCredentials(Generic[C]):
         # mypy cannot check keywords of a dataclass behind a TypeVar; secret_files gave them.
         self._credentials = replace(self._credentials, **secrets)  # type: ignore[arg-type]
         self.succeeded = True
-        if changed:
-            self._log.info("credentials_reloaded", files=sorted(set(self._files.values())))
+        files = sorted(set(self._files.values()))
+        if forced:
+            self._log.info("credentials_reread_after_refusal", changed=changed, files=files)
+        elif changed:
+            self._log.info("credentials_reloaded", files=files)

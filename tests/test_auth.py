@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import types
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -347,6 +347,23 @@ class TestAkSkAuthOverTheWire:
         assert len(seen) == 1
         return seen[0]
 
+    @pytest.mark.parametrize(("status", "refusals"), [(401, 1), (403, 0), (200, 0), (500, 0)])
+    def test_a_401_says_the_credentials_were_refused(self, status: int, refusals: int) -> None:
+        """``refused`` is called once for a 401 from ModelArts, and for nothing else (a 403
+        is a missing permission, not a wrong key); the request is not sent again."""
+        sent: list[httpx.Request] = []
+        called: list[None] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            return httpx.Response(status, json={})
+
+        auth = AkSkAuth(aksk(), lambda: VECTOR_NOW, refused=lambda: called.append(None))
+        with httpx.Client(transport=httpx.MockTransport(handler), auth=auth) as client:
+            assert client.get(f"{MODELARTS}{_SPECS}").status_code == status
+        assert len(sent) == 1
+        assert len(called) == refusals
+
     def test_transport_sees_authorization_and_date(self) -> None:
         """The request on the wire carries Authorization and X-Sdk-Date."""
         request = self._send(aksk(), params={"job_type": "train"})
@@ -442,10 +459,15 @@ class FakeCloud:
 
 @contextlib.asynccontextmanager
 async def token_source(
-    cloud: FakeCloud, clock: FakeClock, refresh_margin: float = 3600.0
+    cloud: FakeCloud,
+    clock: FakeClock,
+    refresh_margin: float = 3600.0,
+    refused: Callable[[], None] = lambda: None,
 ) -> AsyncIterator[IamTokenSource]:
     async with httpx.AsyncClient(transport=httpx.MockTransport(cloud.handler)) as http:
-        yield IamTokenSource(http, IAM, PROJECT, PASSWORD_CREDS, clock, refresh_margin)
+        yield IamTokenSource(
+            http, IAM, PROJECT, PASSWORD_CREDS, clock, refresh_margin, refused=refused
+        )
 
 
 def fresh_clock() -> FakeClock:
@@ -467,9 +489,9 @@ def fetch_tokens(cloud: FakeCloud, clock: FakeClock, times: list[float | None]) 
     return asyncio.run(main())
 
 
-def token_error(cloud: FakeCloud) -> PollError:
+def token_error(cloud: FakeCloud, refused: Callable[[], None] = lambda: None) -> PollError:
     async def main() -> None:
-        async with token_source(cloud, fresh_clock()) as source:
+        async with token_source(cloud, fresh_clock(), refused=refused) as source:
             await source.token()
 
     with pytest.raises(PollError) as info:
@@ -564,15 +586,26 @@ class TestIamTokenSource:
 
     @pytest.mark.parametrize("status", [401, 403])
     def test_refused_password_raises_auth_error_without_retry(self, status: int) -> None:
-        """A 401/403 from IAM raises a non-retryable AuthError after exactly one request."""
+        """A 401/403 from IAM raises a non-retryable AuthError after exactly one request,
+        and says the password was refused (so a password file is read again)."""
         cloud = FakeCloud()
         cloud.iam_status = status
         cloud.iam_body = {"error": {"code": status, "message": "The password is wrong."}}
-        error = token_error(cloud)
+        refusals: list[None] = []
+        error = token_error(cloud, refused=lambda: refusals.append(None))
         assert isinstance(error, AuthError)
         assert error.detail.http_status == status
         assert error.retryable is False
         assert len(cloud.token_requests) == 1
+        assert len(refusals) == 1
+
+    def test_a_failing_iam_is_not_a_refused_password(self) -> None:
+        """A 5xx from IAM does not say the password was refused."""
+        cloud = FakeCloud()
+        cloud.iam_status = 503
+        refusals: list[None] = []
+        token_error(cloud, refused=lambda: refusals.append(None))
+        assert refusals == []
 
     @pytest.mark.parametrize("status", [500, 502, 503])
     def test_server_error_is_retryable_api_error(self, status: int) -> None:

@@ -150,6 +150,40 @@ class TestRotatingCredentials:
         now[0] += 2.0
         assert rotating.current().access_key.reveal() == NEW_AK
 
+    def test_a_refusal_reads_the_files_once_even_if_they_look_unchanged(
+        self, secrets: Secrets
+    ) -> None:
+        """Files whose stat looks unchanged are read again after ``refused()``, once: the
+        next ``current`` gives what they hold now, later ones read nothing, and the log
+        says whether the files held other credentials."""
+        reads: list[str] = []
+
+        def read(path: str) -> str:
+            reads.append(path)
+            return Path(path).read_text(encoding="utf-8")
+
+        out, log = logger()
+        rotating = RotatingCredentials(
+            from_files(secrets), log=log, read_file=read, identity=lambda path: None
+        )
+        rotating.refused()
+        assert rotating.current().access_key.reveal() == OLD_AK
+        assert len(reads) == 2
+        (Path(secrets.path("ak"))).resolve().write_text(NEW_AK)
+        (Path(secrets.path("sk"))).resolve().write_text(NEW_SK)
+        assert rotating.current().access_key.reveal() == OLD_AK
+        rotating.refused()
+        rotating.refused()
+        assert rotating.current().secret_key.reveal() == NEW_SK
+        assert rotating.current().secret_key.reveal() == NEW_SK
+        assert len(reads) == 4
+        lines = [(e["event"], e["changed"]) for e in events(out)]
+        assert lines == [
+            ("credentials_reread_after_refusal", False),
+            ("credentials_reread_after_refusal", True),
+        ]
+        assert NEW_SK not in out.getvalue()
+
     def test_a_password_file_rotates_too(self, tmp_path: Path) -> None:
         """An IAM password from a file is read again when the file changes."""
         secret = tmp_path / "password"
@@ -197,6 +231,29 @@ def wait(
         time.sleep(0.1)
 
 
+def exporter_with_files(simulator: Simulator, secrets: Secrets, tmp_path: Path) -> ExporterProcess:
+    """The real exporter polling pool-a every 500 ms, its AK/SK from the mounted files."""
+    config = tmp_path / "config.yaml"
+    target = {
+        "project_id": PROJECT,
+        "region": "cn-north-4",
+        "endpoint": simulator.url,
+        "pools": ["pool-a"],
+        "credentials": {
+            "access_key": {"file": secrets.path("ak")},
+            "secret_key": {"file": secrets.path("sk")},
+        },
+    }
+    config.write_text(json.dumps({"poll_interval": "500ms", "jitter": 0, "targets": [target]}))
+    return start_exporter(config, tmp_path / "exporter.log", {"PATH": os.environ["PATH"]})
+
+
+def running(jobs: int) -> Callable[[Samples], bool]:
+    """Whether pool-a has ``jobs`` running training jobs."""
+    labels = {"project_id": PROJECT, "pool": "pool-a", "type": "train", "status": "running"}
+    return lambda s: value(s, "modelarts_pool_jobs", **labels) == jobs
+
+
 @pytest.mark.e2e
 class TestRotationOverSockets:
     def test_a_rotated_secret_is_used_from_the_next_cycle_without_a_401(
@@ -207,34 +264,8 @@ class TestRotationOverSockets:
         carries the new AK, none is refused, and the data keeps coming. A broken Secret
         then shows as modelarts_credentials_last_reload_successful 0 while the key in use
         keeps working."""
-        config = tmp_path / "config.yaml"
-        config.write_text(
-            json.dumps(
-                {
-                    "poll_interval": "500ms",
-                    "jitter": 0,
-                    "targets": [
-                        {
-                            "project_id": PROJECT,
-                            "region": "cn-north-4",
-                            "endpoint": simulator.url,
-                            "pools": ["pool-a"],
-                            "credentials": {
-                                "access_key": {"file": secrets.path("ak")},
-                                "secret_key": {"file": secrets.path("sk")},
-                            },
-                        }
-                    ],
-                }
-            )
-        )
-        exporter = start_exporter(config, tmp_path / "exporter.log", {"PATH": os.environ["PATH"]})
+        exporter = exporter_with_files(simulator, secrets, tmp_path)
         try:
-            labels = {"project_id": PROJECT, "pool": "pool-a", "type": "train", "status": "running"}
-
-            def running(jobs: int) -> Callable[[Samples], bool]:
-                return lambda s: value(s, "modelarts_pool_jobs", **labels) == jobs
-
             wait(exporter, running(3))
             simulator.set_access_keys({OLD_AK: OLD_SK, NEW_AK: NEW_SK})
             secrets.write(ak=NEW_AK, sk=NEW_SK)
@@ -265,5 +296,39 @@ class TestRotationOverSockets:
             log = (tmp_path / "exporter.log").read_text()
             for secret in (OLD_SK, NEW_SK, NEW_AK):
                 assert secret not in log
+        finally:
+            exporter.kill()
+
+    def test_a_refusal_rereads_files_that_changed_without_a_trace(
+        self, simulator: Simulator, secrets: Secrets, tmp_path: Path
+    ) -> None:
+        """The Secret's files are rewritten in place with keys of the same length and their
+        modification time put back, so stat sees no change, and ModelArts revokes the old
+        key: the one refused request makes the exporter read the files again, and the next
+        cycle signs with the new key. One 401 in all, no retry of it."""
+        exporter = exporter_with_files(simulator, secrets, tmp_path)
+        try:
+            wait(exporter, running(3))
+            for name, content in (("ak", NEW_AK), ("sk", NEW_SK)):
+                real = Path(secrets.path(name)).resolve()
+                before = real.stat()
+                real.write_text(content + "\n")
+                os.utime(real, ns=(before.st_atime_ns, before.st_mtime_ns))
+                assert real.stat().st_size == before.st_size
+                assert real.stat().st_ino == before.st_ino
+            simulator.set_access_keys({NEW_AK: NEW_SK})
+            simulator.set_pool(PROJECT, "pool-a", {"train": {"Running": 4}})
+            wait(exporter, running(4))
+            sent = simulator.requests()
+            refused = [r for r in sent if r.status == 401]
+            assert len(refused) == 1
+            assert refused[0].access_key == OLD_AK
+            after = [r for r in sent if r.time > refused[0].time]
+            assert after
+            assert {(r.access_key, r.status) for r in after} == {(NEW_AK, 200)}
+            rereads = [
+                e for e in exporter.logs() if e["event"] == "credentials_reread_after_refusal"
+            ]
+            assert [e["changed"] for e in rereads] == [True]
         finally:
             exporter.kill()

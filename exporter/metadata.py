@@ -14,6 +14,13 @@ metadata service does not answer, the credentials in hand are kept until they ex
 failure is logged, and asked again at most every ``retry_after`` seconds); after that each
 request fails with ``metadata_unavailable`` and the target's polls say so. A 401 from
 ModelArts drops the credentials, so the next request fetches them again (never a retry).
+
+A hardened metadata service wants a session token, as the SDK handles it: before the first
+fetch ``PUT {url}/meta-data/latest/api/token`` (``X-Metadata-Token-Ttl-Seconds: 21600``)
+asks for one, sent as ``X-Metadata-Token``; a service that offers none (404, 405, 503) is
+asked without, and asked again for one a day later. A securitykey answer of 401 that is
+not "no agency" means the session expired: one new session, one more try. Neither token
+nor credentials are ever logged.
 """
 
 from __future__ import annotations
@@ -35,6 +42,15 @@ __all__ = ["DEFAULT_METADATA_URL", "MetadataAuth", "MetadataCredentialSource", "
 
 DEFAULT_METADATA_URL = "http://169.254.169.254"
 SECURITYKEY_PATH = "/openstack/latest/securitykey"
+SESSION_PATH = "/meta-data/latest/api/token"
+#: The SDK's session lifetime (``_DEFAULT_TOKEN_TTL_SECONDS``), and how long it goes on
+#: without one when the service offers none (``_DEFAULT_CHECK_TOKEN_DURATION_SECONDS``).
+SESSION_TTL = 6 * 3600
+SESSION_RECHECK = 24 * 3600.0
+#: The answer of a server without an agency (the SDK's ``_CONFIG_AGENCY_ERROR``).
+NO_AGENCY = "Please configure Cloud Service Agency first"
+#: Session token answers that mean "this service has no sessions" (the SDK's list).
+NO_SESSIONS = (404, 405, 503)
 #: The SDK's refresh margin (``_DEFAULT_EXPIRATION_THRESHOLD_SECONDS``).
 REFRESH_BEFORE = 40 * 60.0
 
@@ -103,6 +119,9 @@ class MetadataCredentialSource:
     ) -> None:
         self._http = http
         self._url = url.rstrip("/") + SECURITYKEY_PATH
+        self._session_url = url.rstrip("/") + SESSION_PATH
+        self._session: str | None = None
+        self._session_asked: float | None = None
         self._clock = clock
         self._log = log
         self._retry_after = retry_after
@@ -145,21 +164,56 @@ class MetadataCredentialSource:
             return credentials
 
     async def _fetch(self) -> tuple[AkSkCredentials, float]:
-        try:
-            response = await self._http.get(self._url)
-        except httpx.HTTPError as exc:
-            detail = ErrorDetail(
-                message=f"metadata service at {self._url} did not answer: {type(exc).__name__}"
-            )
-            raise TransportError(detail, "metadata_unavailable") from None
+        asked = self._session_asked
+        if self._session is None and (asked is None or self._clock() - asked > SESSION_RECHECK):
+            await self._new_session(required=False)
+        response = await self._securitykey()
+        if response.status_code == 401 and NO_AGENCY not in response.text:
+            await self._new_session(required=True)
+            response = await self._securitykey()
         if response.status_code != 200:
+            why = (
+                "no agency is attached to this server"
+                if NO_AGENCY in response.text
+                else "is an agency attached to the server?"
+            )
             detail = ErrorDetail(
                 http_status=response.status_code,
                 message=f"metadata service at {self._url} refused: HTTP {response.status_code}"
-                " (is an agency attached to the server?)",
+                f" ({why})",
             )
             raise ResponseError(detail, "metadata_unavailable")
         return parse_securitykey(response.content, f"metadata {self._url}")
+
+    async def _securitykey(self) -> httpx.Response:
+        headers = {} if self._session is None else {"X-Metadata-Token": self._session}
+        return await self._send("GET", self._url, headers)
+
+    async def _new_session(self, *, required: bool) -> None:
+        """Ask for a session token; without ``required``, a service offering none is fine."""
+        self._session_asked = self._clock()
+        response = await self._send(
+            "PUT", self._session_url, {"X-Metadata-Token-Ttl-Seconds": str(SESSION_TTL)}
+        )
+        self._session = None
+        if response.status_code == 200 and response.text.strip():
+            self._session = response.text.strip()
+        elif required or response.status_code not in NO_SESSIONS:
+            detail = ErrorDetail(
+                http_status=response.status_code,
+                message=f"metadata service at {self._session_url} gave no session token:"
+                f" HTTP {response.status_code}",
+            )
+            raise ResponseError(detail, "metadata_unavailable")
+
+    async def _send(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+        try:
+            return await self._http.request(method, url, headers=headers)
+        except httpx.HTTPError as exc:
+            detail = ErrorDetail(
+                message=f"metadata service at {url} did not answer: {type(exc).__name__}"
+            )
+            raise TransportError(detail, "metadata_unavailable") from None
 
 
 class MetadataAuth(AsyncOnlyAuth):

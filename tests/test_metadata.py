@@ -13,16 +13,20 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import httpx
 import pytest
-from huaweicloudsdkcore.auth.internal import StsAccessor
+from huaweicloudsdkcore.auth import internal
+from huaweicloudsdkcore.auth.internal import MetadataAccessor, StsAccessor
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 
 from exporter.config import MetadataCredentials, parse
 from exporter.errors import ConfigError, PollError
 from exporter.logs import make_logger
 from exporter.metadata import MetadataAuth, MetadataCredentialSource, parse_securitykey
-from exporter.simulator import Simulator
+from exporter.simulator import Fault, Simulator
 from tests.clocks import FakeClock
 from tests.processes import start_exporter
 from tests.promtext import value
@@ -165,6 +169,121 @@ class TestRefresh:
         assert "metadata_refresh_failed" in events(log)
 
 
+SESSION, KEY = "/meta-data/latest/api/token", "/openstack/latest/securitykey"
+HOURS_7 = 7 * 3600.0
+#: Each scenario: how the metadata service is set up, the gaps between fetches (a fetch per
+#: entry), and the requests (method, path, status) a fetcher should send, which are those
+#: huaweicloudsdkcore's MetadataAccessor sends, read from its code and checked below.
+SESSION_SCENARIOS = {
+    "hardened": ({"require_token": True}, [0.0], [("PUT", SESSION, 200), ("GET", KEY, 200)]),
+    "no sessions, asked once a day": (
+        {"no_sessions": True},
+        [0.0, HOURS_7, 18 * 3600.0],
+        [
+            ("PUT", SESSION, 405),
+            ("GET", KEY, 200),
+            ("GET", KEY, 200),
+            ("PUT", SESSION, 405),
+            ("GET", KEY, 200),
+        ],
+    ),
+    "session expired": (
+        {"require_token": True},
+        [0.0, HOURS_7],
+        [
+            ("PUT", SESSION, 200),
+            ("GET", KEY, 200),
+            ("GET", KEY, 401),
+            ("PUT", SESSION, 200),
+            ("GET", KEY, 200),
+        ],
+    ),
+    "no agency": ({"attached": False}, [0.0], [("PUT", SESSION, 200), ("GET", KEY, 401)]),
+}
+
+
+def session_simulator(clock: FakeClock, setup: dict[str, bool]) -> Simulator:
+    """A simulator whose metadata service is set up as ``setup`` says; ``no_sessions``
+    makes its session endpoint answer 405, as a service without sessions does."""
+    sim = Simulator(clock=clock)
+    if setup.get("no_sessions"):
+        sim.inject(Fault(path_contains=SESSION, status=405))
+    sim.agency.configure(require_token=setup.get("require_token"), attached=setup.get("attached"))
+    return sim
+
+
+def sdk_fetches(sim: Simulator, clock: FakeClock, gaps: list[float]) -> list[str]:
+    """The official SDK's metadata accessor fetching after each gap, its clock ``clock``:
+    the AKs, or errors."""
+    accessor, got = MetadataAccessor(), []
+    with (
+        mock.patch.object(MetadataAccessor, "_METADATA_ENDPOINT", sim.url),
+        mock.patch.object(internal, "time", SimpleNamespace(time=clock)),
+    ):
+        for gap in gaps:
+            clock.advance(gap)
+            try:
+                got.append(accessor.get_credential().access)
+            except ClientRequestException as error:
+                got.append(f"HTTP {error.status_code}")
+    return got
+
+
+def our_fetches(sim: Simulator, clock: FakeClock, gaps: list[float]) -> list[str]:
+    """``MetadataCredentialSource`` fetching after each gap: the AKs, or errors."""
+
+    async def run() -> list[str]:
+        got = []
+        async with httpx.AsyncClient(timeout=3) as http:
+            source = MetadataCredentialSource(http, sim.url, clock, make_logger("debug", "json"))
+            for gap in gaps:
+                clock.advance(gap)
+                try:
+                    got.append((await source.current()).access_key.reveal())
+                except PollError as error:
+                    got.append(f"HTTP {error.detail.http_status}")
+        return got
+
+    return asyncio.run(run())
+
+
+class TestSessionToken:
+    @pytest.mark.parametrize("scenario", SESSION_SCENARIOS)
+    def test_sessions_are_handled_as_the_official_sdk_handles_them(self, scenario: str) -> None:
+        """Against the same metadata service (hardened, offering no sessions, a session
+        expiring, no agency), our source and huaweicloudsdkcore's MetadataAccessor send the
+        same requests and get the same credentials or the same refusal."""
+        setup, gaps, expected = SESSION_SCENARIOS[scenario]
+        seen = {}
+        for name, fetches in (("sdk", sdk_fetches), ("ours", our_fetches)):
+            clock = FakeClock(1_800_000_000.0)
+            with session_simulator(clock, setup) as sim:
+                got = fetches(sim, clock, gaps)
+                sent = [(r.method, r.path, r.status) for r in sim.requests()]
+            seen[name] = (got, sent)
+        assert seen["ours"] == seen["sdk"]
+        assert seen["ours"][1] == expected
+
+    def test_no_agency_is_said_plainly_and_the_session_token_never_logged(self) -> None:
+        """A server without an agency fails with metadata_unavailable saying so; neither the
+        session token nor any credential reaches the log."""
+        clock, out = FakeClock(1_800_000_000.0), io.StringIO()
+
+        async def run(sim: Simulator) -> PollError:
+            async with httpx.AsyncClient(timeout=3) as http:
+                log = make_logger("debug", "json", stream=out)
+                source = MetadataCredentialSource(http, sim.url, clock, log)
+                with pytest.raises(PollError) as raised:
+                    await source.current()
+                return raised.value
+
+        with session_simulator(clock, {"attached": False, "require_token": True}) as sim:
+            error = asyncio.run(run(sim))
+        assert error.code == "metadata_unavailable"
+        assert "no agency is attached" in str(error)
+        assert "metadata-session-" not in out.getvalue() + str(error)
+
+
 @pytest.mark.e2e
 class TestAgencyOverSockets:
     def test_the_exporter_polls_with_an_agency_and_refreshes_it(self, tmp_path: Path) -> None:
@@ -174,7 +293,7 @@ class TestAgencyOverSockets:
         now, and no temporary secret reaches the log."""
         sim = Simulator()
         sim.set_pool(PROJECT, "pool-a", {"train": {"Running": 2}})
-        sim.agency.configure(lifetime=4.0)
+        sim.agency.configure(lifetime=4.0, require_token=True)
         config = tmp_path / "config.yaml"
         target = {
             "project_id": PROJECT,

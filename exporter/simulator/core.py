@@ -362,7 +362,9 @@ class Simulator:
         if route.kind == "iam":
             return self._verifier.issue_token(request)
         if route.kind == "securitykey":
-            return self.agency.answer()
+            return self.agency.answer(request.headers.get("x-metadata-token"))
+        if route.kind == "metadata_token":
+            return self.agency.session(request.headers.get("x-metadata-token-ttl-seconds"))
         if route.kind == "unknown":
             return _api_not_found()
         try:

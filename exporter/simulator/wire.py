@@ -40,7 +40,8 @@ class _Response:
 
 @dataclass(frozen=True)
 class _Route:
-    kind: str  # "workloads" | "specs" | "pools" | "iam" | "securitykey" | "unknown"
+    # "workloads" | "specs" | "pools" | "iam" | "securitykey" | "metadata_token" | "unknown"
+    kind: str
     project_id: str = ""
     name: str = ""  # pool name for workloads
 
@@ -97,6 +98,8 @@ def _route(method: str, path: str) -> _Route:
         return _Route("iam")
     if method == "GET" and path == "/openstack/latest/securitykey":
         return _Route("securitykey")
+    if method == "PUT" and path == "/meta-data/latest/api/token":
+        return _Route("metadata_token")
     return _Route("unknown")
 
 

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from exporter.errors import ConfigError
 from exporter.sections import Section, join_path, string
+from exporter.yamlfile import read_yaml
 
 __all__ = [
     "DEFAULT_ACCESS_KEY_ENV",
@@ -619,24 +618,7 @@ def _non_negative_duration(value: object, path: str) -> float:
 
 def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
     """Read and parse a config file; every problem becomes a ``ConfigError``."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("", f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError("", f"cannot read config file {path}: not UTF-8 text") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        # Not str(exc): PyYAML quotes the offending line, which may hold a secret.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError("", f"{path} is not valid YAML{where}: {problem}") from None
-    except ValueError:  # PyYAML's int() and date(): an integer of over 4300 digits, 2024-02-30
-        raise ConfigError("", f"{path} is not valid YAML: a number or date out of range") from None
-    except RecursionError:
-        raise ConfigError("", f"{path} is not valid YAML: nested too deeply") from None
+    data = read_yaml(Path(path), "config file")
     return parse(data, os.environ if environ is None else environ)
 
 

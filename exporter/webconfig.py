@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
-import yaml
 from structlog.typing import FilteringBoundLogger
 
 from exporter.errors import ConfigError
 from exporter.sections import Section, join_path, string
+from exporter.yamlfile import read_yaml
 
 __all__ = [
     "TlsServerConfig",
@@ -318,29 +318,10 @@ class WebGuard:
         return ok
 
 
-def _read(path: Path) -> object:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            "", f"cannot read web config file {path}: {exc.strerror or exc}"
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError("", f"cannot read web config file {path}: not UTF-8 text") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        # Not str(exc): PyYAML quotes the offending line.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError("", f"{path} is not valid YAML{where}: {problem}") from None
-
-
 def load(path: str | os.PathLike[str]) -> WebGuard:
     """Read and check the web config file and the files it names."""
     file = Path(path)
-    config = parse(_read(file), file.parent)
+    config = parse(read_yaml(file, "web config file"), file.parent)
     return WebGuard(config, None if config.tls is None else server_context(config.tls))
 
 

@@ -1142,9 +1142,12 @@ class TestFoundByFuzzing:
     @pytest.mark.parametrize(
         ("text", "problem"),
         [
-            pytest.param("poll_interval: 2024-02-30\n", "a number or date out of range", id="date"),
-            pytest.param("burst: " + "1" * 5_000 + "\n", "a number or date out of range", id="int"),
-            pytest.param("targets: " + "[" * 1_200 + "]" * 1_200, "nested too deeply", id="deep"),
+            pytest.param(
+                "burst: " + "1" * 5_000 + "\n",
+                " at line 1, column 8: an integer with too many digits",
+                id="int",
+            ),
+            pytest.param("targets: " + "[" * 1_200 + "]" * 1_200, ": nested too deeply", id="deep"),
         ],
     )
     @pytest.mark.e2e
@@ -1153,13 +1156,24 @@ class TestFoundByFuzzing:
         and exit code 2 from check-config, not a traceback."""
         path = tmp_path / "config.yaml"
         path.write_text(text, encoding="utf-8")
-        message = f"{path} is not valid YAML: {problem}"
+        message = f"{path} is not valid YAML{problem}"
         with pytest.raises(ConfigError) as info:
             config.load(path, environ={})
         assert str(info.value) == message
         result = check_config_cli(tmp_path, path)
         assert result.returncode == 2
         assert result.stderr == f"modelarts-exporter: invalid configuration: {message}\n"
+
+    @pytest.mark.parametrize("date", ["2024-02-30", "2024-02-28"])
+    def test_a_date_is_text_refused_by_its_key(self, tmp_path: Path, date: str) -> None:
+        """A YAML date (valid or not) is read as its text, so the key that expects something
+        else refuses it and is named: no key takes a date."""
+        path = tmp_path / "config.yaml"
+        path.write_text(f"poll_interval: {date}\n", encoding="utf-8")
+        with pytest.raises(ConfigError) as info:
+            config.load(path, environ={})
+        assert info.value.path == "poll_interval"
+        assert date in info.value.problem
 
     @pytest.mark.e2e
     def test_a_carriage_return_in_a_key_is_named_as_it_is(self, tmp_path: Path) -> None:

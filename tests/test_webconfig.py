@@ -551,6 +551,36 @@ class TestReload:
         assert "basic_auth_users.prometheus: expected a bcrypt hash" in logs[0]["error"]
         assert NEW_PASSWORD not in served.stream.getvalue()
 
+    @pytest.mark.parametrize(
+        ("text", "error"),
+        [
+            pytest.param(
+                "basic_auth_users:\n  alice: 2024-02-30\n",
+                "basic_auth_users.alice: expected a bcrypt hash",
+                id="date",
+            ),
+            pytest.param(
+                "basic_auth_users:\n  alice: " + "1" * 5_000 + "\n",
+                "at line 2, column 10: an integer with too many digits",
+                id="long-int",
+            ),
+            pytest.param("[" * 1_200 + "]" * 1_200, "nested too deeply", id="deep"),
+        ],
+    )
+    def test_yaml_pyyaml_cannot_build_keeps_the_old_config(
+        self, serve: Callable[[str], Served], text: str, error: str
+    ) -> None:
+        """A changed file that PyYAML parses but cannot build into values (a date out of
+        range, an integer too long, nesting too deep) keeps the last good config: requests
+        are still answered, and web_config_reload_failed says where the problem is."""
+        served = serve(web_yaml(users={USER: PASSWORD}))
+        served.rewrite(text)
+        response = httpx.get(served.http + "/metrics", auth=basic(USER, PASSWORD))
+        assert response.status_code == 200
+        (failed,) = served.logs()
+        assert failed["event"] == "web_config_reload_failed"
+        assert error in failed["error"]
+
     def test_tls_cannot_be_turned_off_by_a_reload(
         self, pki: Pki, serve: Callable[[str], Served]
     ) -> None:
@@ -620,6 +650,33 @@ class TestCommandLine:
         result = run_cli(f"--config.file={config}", f"--web.config.file={web}", env=ENV)
         assert result.returncode == 2
         assert "tls_server_config.min_version: expected one of TLS10" in result.stderr
+
+    @pytest.mark.parametrize(
+        ("text", "error"),
+        [
+            pytest.param("alice: 2024-02-30\n", "alice: unknown key", id="top"),
+            pytest.param(
+                "basic_auth_users:\n  alice: 2024-02-30\n",
+                "basic_auth_users.alice: expected a",
+                id="user",
+            ),
+        ],
+    )
+    def test_check_config_names_the_key_holding_a_date(
+        self, tmp_path: Path, text: str, error: str
+    ) -> None:
+        """check-config with a web config holding a date (valid YAML, not a valid date)
+        exits 2 naming the key, with no traceback."""
+        config = tmp_path / "config.yaml"
+        config.write_text(GOOD_CONFIG)
+        web = tmp_path / "web.yml"
+        web.write_text(text)
+        result = run_cli(
+            "check-config", f"--config.file={config}", f"--web.config.file={web}", env=ENV
+        )
+        assert result.returncode == 2
+        assert error in result.stderr
+        assert "Traceback" not in result.stderr
 
     def test_exporter_serves_tls_and_basic_auth(self, pki: Pki, tmp_path: Path) -> None:
         """The real exporter with --web.config.file: https, and 401 without the password."""

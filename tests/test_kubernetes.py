@@ -1,5 +1,5 @@
-"""The Kubernetes manifests in deploy/kubernetes: kustomize base, example and sharded
-overlays, component.
+"""The Kubernetes manifests in deploy/kubernetes: kustomize base, example, sharded and agency
+overlays, components.
 
 Every build is made by the real ``kubectl kustomize`` and validated by
 ``kubernetes-validate --strict`` against the Kubernetes API schemas. kubernetes-validate has
@@ -19,6 +19,7 @@ fails the test, naming the package that provides it; nothing is skipped.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
 import re
 import shutil
@@ -28,10 +29,13 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeGuard
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from exporter.config import MetadataCredentials, parse
+from exporter.metadata import DEFAULT_METADATA_URL
 from exporter.sharding import Shard, ordinal_from_hostname, shard_of
 from tests.processes import run_cli
 
@@ -1002,3 +1006,228 @@ def config_text_of(docs: tuple[Doc, ...]) -> str:
     assert set(data) == {"config.yaml"}
     text: str = data["config.yaml"]
     return text
+
+
+# --- the agency component and overlay ----------------------------------------------------
+
+AGENCY = K8S / "overlays" / "agency"
+AGENCY_COMPONENT = K8S / "components" / "agency"
+#: The one egress rule the agency component adds: the instance metadata service, plain HTTP.
+METADATA_RULE = {
+    "to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}],
+    "ports": [{"protocol": "TCP", "port": 80}],
+}
+
+
+def egress_allows(policy: Doc, address: str, port: int) -> bool:
+    """Whether a NetworkPolicy spec lets its pods open TCP ``port`` to ``address``, an
+    address outside the cluster (so peers that select pods or namespaces never match it)."""
+    ip = ipaddress.ip_address(address)
+    for rule in policy.get("egress", []):
+        ports = rule.get("ports")
+        if ports is not None and not any(
+            p.get("protocol", "TCP") == "TCP" and p.get("port") == port for p in ports
+        ):
+            continue
+        if "to" not in rule:
+            return True
+        for peer in rule["to"]:
+            block = peer.get("ipBlock")
+            if block is None or ip not in ipaddress.ip_network(block["cidr"]):
+                continue
+            if not any(ip in ipaddress.ip_network(cidr) for cidr in block.get("except", [])):
+                return True
+    return False
+
+
+def workload(docs: tuple[Doc, ...]) -> Doc:
+    """The exporter's Deployment or StatefulSet, whichever the build has."""
+    found = [doc for doc in docs if doc["kind"] in {"Deployment", "StatefulSet"}]
+    assert len(found) == 1, [doc["kind"] for doc in found]
+    return found[0]
+
+
+def without_secret_mount(template: Doc) -> Doc:
+    """A copy of a pod template without the credentials Secret's volume and its mount."""
+    template = copy.deepcopy(template)
+    spec = template["spec"]
+    mounts = spec["containers"][0]["volumeMounts"]
+    (name,) = [mount["name"] for mount in mounts if mount["mountPath"] == SECRET_DIR]
+    spec["containers"][0]["volumeMounts"] = [m for m in mounts if m["name"] != name]
+    spec["volumes"] = [volume for volume in spec["volumes"] if volume["name"] != name]
+    return template
+
+
+def check_no_secret_in_pod(template: Doc) -> None:
+    """No volume of the pod is (or projects) a Secret, no variable comes from one, and
+    every mount names a volume of the pod."""
+    spec = template["spec"]
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    for name, volume in volumes.items():
+        assert "secret" not in volume, f"volume {name} is a Secret"
+        sources = volume.get("projected", {}).get("sources", [])
+        assert not any("secret" in source for source in sources), f"volume {name}"
+    for box in [*spec.get("initContainers", []), *spec["containers"]]:
+        for mount in box.get("volumeMounts", []):
+            assert mount["name"] in volumes, f"mount of a missing volume: {mount}"
+            assert mount["mountPath"] != SECRET_DIR, mount
+        assert not any("secretKeyRef" in env.get("valueFrom", {}) for env in box.get("env", []))
+        assert not any("secretRef" in source for source in box.get("envFrom", []))
+
+
+class TestAgency:
+    """components/agency and overlays/agency: on CCE, credentials from the node's agency
+    through the instance metadata service; no Secret, and egress to 169.254.169.254:80."""
+
+    @staticmethod
+    def docs() -> tuple[Doc, ...]:
+        return build(AGENCY)
+
+    @staticmethod
+    def built(
+        directory: Path,
+        base: Path,
+        *,
+        component: bool = True,
+        files: dict[str, str] | None = None,
+        fields: Doc | None = None,
+    ) -> tuple[Doc, ...]:
+        """Build, in ``directory``, a kustomization of ``base`` and (by default) the
+        component, with further ``files`` in the directory (as resources) and ``fields``."""
+        directory.mkdir()
+        for name, text in (files or {}).items():
+            (directory / name).write_text(text, encoding="utf-8")
+        kustomization: Doc = {"resources": [os.path.relpath(base, directory), *(files or {})]}
+        if component:
+            kustomization["components"] = [os.path.relpath(AGENCY_COMPONENT, directory)]
+        kustomization.update(fields or {})
+        (directory / "kustomization.yaml").write_text(
+            yaml.safe_dump(kustomization), encoding="utf-8"
+        )
+        return build(directory)
+
+    def test_kubernetes_validate_strict(self) -> None:
+        """The overlay, built through the component (a kustomize Component), passes
+        kubernetes-validate --strict without WARN or ERROR, the objects it changed included."""
+        component = yaml.safe_load((AGENCY_COMPONENT / "kustomization.yaml").read_text("utf-8"))
+        assert component["kind"] == "Component"
+        kustomization = yaml.safe_load((AGENCY / "kustomization.yaml").read_text("utf-8"))
+        assert kustomization["components"] == [os.path.relpath(AGENCY_COMPONENT, AGENCY)]
+        docs = [doc for doc in self.docs() if doc["kind"] not in OPERATOR_KINDS]
+        assert METADATA_RULE in one(self.docs(), "NetworkPolicy")["spec"]["egress"]
+        assert len(one(self.docs(), "Deployment")["spec"]["template"]["spec"]["volumes"]) == 2
+        result = TestSchemas.validate(docs)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "ERROR" not in output
+        assert "WARN" not in output
+        assert "passed for resource networkpolicy/modelarts-exporter" in output
+        assert output.count(" passed for resource ") == len(docs), output
+
+    def test_nothing_refers_to_the_secret(self) -> None:
+        """The example's kinds, no Secret among them, and no volume, mount or variable from
+        one: the built output names neither the Secret nor its mount path anywhere."""
+        docs = self.docs()
+        kinds = sorted(doc["kind"] for doc in docs)
+        assert kinds == sorted(doc["kind"] for doc in objects("overlay"))
+        assert "Secret" not in kinds
+        check_no_secret_in_pod(workload(docs)["spec"]["template"])
+        text = yaml.safe_dump_all(docs)
+        assert SECRET_NAME not in text
+        assert SECRET_DIR not in text
+
+    def test_pod_template_is_the_example_one_without_the_secret(self) -> None:
+        """Apart from the Secret's volume and mount (gone) and the config's name, the pod
+        template is the example Deployment's: hardening, probes and resources stay."""
+        example = one(objects("overlay"), "Deployment")["spec"]["template"]
+        expected = without_secret_mount(example)
+        configmap = one(self.docs(), "ConfigMap")["metadata"]["name"]
+        for volume in expected["spec"]["volumes"]:
+            if "configMap" in volume:
+                volume["configMap"]["name"] = configmap
+        template = one(self.docs(), "Deployment")["spec"]["template"]
+        assert template == expected
+        mounts = {mount["mountPath"] for mount in template["spec"]["containers"][0]["volumeMounts"]}
+        assert mounts == {CONFIG_DIR, "/tmp"}
+
+    def test_networkpolicy_adds_only_the_metadata_service(self) -> None:
+        """Egress is the example's (DNS, HTTPS) plus TCP 80 to 169.254.169.254/32 alone;
+        ingress, pod selector and policy types are unchanged."""
+        example = one(objects("overlay"), "NetworkPolicy")["spec"]
+        policy = one(self.docs(), "NetworkPolicy")["spec"]
+        assert policy["egress"] == [*example["egress"], METADATA_RULE]
+        assert {k: v for k, v in policy.items() if k != "egress"} == {
+            k: v for k, v in example.items() if k != "egress"
+        }
+        allowed = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
+        assert allowed == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 80)}
+        assert egress_allows(policy, "169.254.169.254", 80)
+        assert egress_allows(policy, "203.0.113.10", 443)
+        assert not egress_allows(policy, "203.0.113.10", 80), "port 80 only to the metadata IP"
+        assert not egress_allows(example, "169.254.169.254", 80), "the check bites"
+
+    def test_config_signs_with_the_metadata_service(self, tmp_path: Path) -> None:
+        """The ConfigMap's config parses with the exporter's own parser (reading no file) and
+        passes check-config; every target takes metadata credentials from a URL that the
+        NetworkPolicy lets the pod reach."""
+        text = config_text_of(self.docs())
+        assert text == (AGENCY / "config.yaml").read_text(encoding="utf-8")
+
+        def no_file(path: str) -> str:
+            pytest.fail(f"the config reads the file {path}")
+
+        config = parse(yaml.safe_load(text), environ={}, read_file=no_file)
+        assert config.targets
+        policy = one(self.docs(), "NetworkPolicy")["spec"]
+        for target in config.targets:
+            credentials = target.credentials
+            assert isinstance(credentials, MetadataCredentials), credentials
+            assert credentials.url == DEFAULT_METADATA_URL
+            url = urlsplit(credentials.url)
+            assert url.scheme == "http"
+            assert url.hostname is not None
+            assert egress_allows(policy, url.hostname, url.port or 80), credentials.url
+        assert not [path for path, value in walk(yaml.safe_load(text)) if is_file_ref(value)]
+        config_file = tmp_path / "config.yaml"
+        config_file.write_text(text, encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUAWEICLOUD_SDK_")}
+        result = run_cli("check-config", f"--config.file={config_file}", env=env)
+        assert result.returncode == 0, result.stderr
+        effective = yaml.safe_load(result.stdout)
+        assert [t["credentials"] for t in effective["targets"]] == [
+            {"type": "metadata", "url": DEFAULT_METADATA_URL}
+        ] * len(config.targets)
+
+    def test_component_on_the_sharded_statefulset(self, tmp_path: Path) -> None:
+        """Added on top of the sharded overlay, the component removes the Secret's volume and
+        mount from the StatefulSet (nothing else of its pod template) and opens the egress."""
+        docs = self.built(tmp_path / "sharded", SHARDED)
+        statefulset = one(docs, "StatefulSet")
+        check_no_secret_in_pod(statefulset["spec"]["template"])
+        sharded = one(build(SHARDED), "StatefulSet")
+        assert statefulset["spec"]["template"] == without_secret_mount(sharded["spec"]["template"])
+        assert {k: v for k, v in statefulset["spec"].items() if k != "template"} == {
+            k: v for k, v in sharded["spec"].items() if k != "template"
+        }
+        egress = one(docs, "NetworkPolicy")["spec"]["egress"]
+        assert egress == [*one(build(SHARDED), "NetworkPolicy")["spec"]["egress"], METADATA_RULE]
+
+    @pytest.mark.parametrize("how", ["resource", "secretGenerator"])
+    def test_component_removes_a_secret_an_overlay_adds(self, how: str, tmp_path: Path) -> None:
+        """Should an overlay add the credentials Secret (as a resource or from a
+        secretGenerator), the component removes it; without the component it is built."""
+        files: dict[str, str] = {}
+        fields: Doc = {}
+        if how == "resource":
+            files["secret.yaml"] = SECRET_EXAMPLE.read_text(encoding="utf-8")
+        else:
+            literals = ["access_key=AK", "secret_key=SK"]
+            fields["secretGenerator"] = [{"name": SECRET_NAME, "literals": literals}]
+        docs = self.built(tmp_path / "with", OVERLAY, files=files, fields=fields)
+        assert "Secret" not in {doc["kind"] for doc in docs}
+        assert sorted(d["kind"] for d in docs) == sorted(d["kind"] for d in objects("overlay"))
+        check_no_secret_in_pod(one(docs, "Deployment")["spec"]["template"])
+        without = self.built(
+            tmp_path / "without", OVERLAY, component=False, files=files, fields=fields
+        )
+        assert [doc["kind"] for doc in without].count("Secret") == 1, "the check bites"

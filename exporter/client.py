@@ -4,7 +4,8 @@ Each call is at most ``retry.max_attempts`` attempts, each bounded by ``timeout`
 total (connect, send, receive). Retried: 5xx, 429 (after ``Retry-After`` when given, else a
 2-5 s backoff) and transport errors, with exponential backoff and full jitter. Never retried:
 401/403 (more than five bad signatures lock the customer's AK/SK for five minutes) and other
-4xx. Bodies larger than ``max_body_bytes`` (after decompression) are refused unread.
+4xx. Bodies larger than ``max_body_bytes`` (after decompression, which is bounded by it:
+:mod:`exporter.bodies`) are refused unread.
 No Prometheus here: every HTTP answer is reported to ``observe(api, status)``.
 
 With a ``budget`` (:class:`~exporter.budget.RequestBudget`, one per target), every attempt,
@@ -24,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
+from exporter.bodies import BodyTooLarge, BoundedBody, EncodingError
 from exporter.budget import RequestBudget
 from exporter.config import RetryPolicy
 from exporter.errors import (
@@ -199,14 +201,24 @@ class ModelArtsClient:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self._max_body:
             raise self._too_large(response)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self._max_body:
-                raise self._too_large(response)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            if response.is_stream_consumed:  # read in memory already (a mock transport)
+                body = BoundedBody("", self._max_body)  # and decoded by httpx
+                body.feed(response.content)
+            else:
+                body = BoundedBody(response.headers.get("Content-Encoding", ""), self._max_body)
+                async for chunk in response.aiter_raw():
+                    body.feed(chunk)
+            return body.finish()
+        except BodyTooLarge:
+            raise self._too_large(response) from None
+        except EncodingError as error:
+            detail = ErrorDetail(
+                http_status=response.status_code,
+                message=str(error),
+                request_id=response.headers.get("X-Request-Id"),
+            )
+            raise ResponseError(detail, error.code) from None
 
     def _too_large(self, response: httpx.Response) -> ResponseError:
         detail = ErrorDetail(

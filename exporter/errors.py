@@ -48,6 +48,8 @@ LOCAL_CODES = (
     "invalid_json",
     "invalid_response",
     "response_too_large",
+    "unsupported_encoding",
+    "invalid_encoding",
     "http_error",
     "skipped_auth_failure",
     "skipped_auth_backoff",

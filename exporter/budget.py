@@ -35,7 +35,7 @@ from structlog.typing import FilteringBoundLogger
 
 __all__ = ["DEFAULT_PAUSE", "MIN_RATE", "RECOVERY_PER_SECOND", "RequestBudget"]
 
-#: Pause after a 429 without ``Retry-After`` (the API notes say to back off 2-5 s).
+#: Pause after a 429 without ``Retry-After`` (Huawei advises 2-5 s: docs/modelarts-api.md).
 DEFAULT_PAUSE = 2.0
 #: The effective rate never drops below this many requests per second (or the configured
 #: rate, when that is lower).

@@ -1,7 +1,7 @@
 """Response bodies → models. Pure functions; a body that is not as documented raises
 ``ResponseError`` naming the JSON path, never anything else.
 
-Tolerated on purpose (``shared/HUAWEI_API_NOTES.md``): the ``statics`` top-level key, counts as
+Tolerated on purpose (``docs/modelarts-api.md``): the ``statics`` top-level key, counts as
 strings, unknown job types and status keys (passed through), ``error_msg`` / ``error_message``
 / ``errorMsg`` / ``message``. In resource specs, a numeric field that is not a number is
 dropped (that one series is skipped) rather than failing the whole response. In ListPools, a

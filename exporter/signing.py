@@ -1,7 +1,7 @@
 """Huawei Cloud ``SDK-HMAC-SHA256`` request signing, as pure functions.
 
 Used on both sides: ``auth.AkSkAuth`` signs outgoing requests with it, and the simulator
-verifies incoming ones with it. The algorithm (see ``shared/HUAWEI_API_NOTES.md``)::
+verifies incoming ones with it. The algorithm (see ``docs/modelarts-api.md#signing``)::
 
     canonical request = METHOD \\n canonical-uri \\n canonical-query \\n
                         canonical-headers \\n signed-headers \\n hex(sha256(body))

@@ -1,7 +1,7 @@
-"""The seed documents' sample responses and the models they must parse into.
+"""The API Reference's sample responses and the models they must parse into.
 
-The bodies are copied from ``shared/seeds/QueryJobResourceSpecs.rst``; the models are
-written by hand from the seed's field descriptions (``cpu`` is memory in GiB, ``core`` the
+The bodies are copied from "Querying Job Resource Specifications" (``docs/modelarts-api.md``);
+the models are written by hand from its field descriptions (``cpu`` is memory in GiB, ``core`` the
 number of cores), not produced by the parser.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from exporter.models import ResourceSpec
 
-# QueryJobResourceSpecs "Successful sample response", copied verbatim from the seed.
+# QueryJobResourceSpecs "Successful sample response", copied verbatim from the API Reference.
 SPECS_SAMPLE = b"""{
     "specs": [
 
@@ -44,7 +44,7 @@ SPECS_SAMPLE = b"""{
     "spec_total_count": 2
 }"""
 
-# QueryJobResourceSpecs "Failed sample response", copied verbatim from the seed.
+# QueryJobResourceSpecs "Failed sample response", copied verbatim from the API Reference.
 SPECS_FAILED_SAMPLE = b"""{
     "is_success": false,
     "error_message": "Error string",
@@ -81,8 +81,8 @@ GPU_SPEC = ResourceSpec(
 # A JSON number too large for a float (400 digits); valid JSON, accepted by json.loads.
 
 
-#: The nine statuses of the ShowWorkloadStatistics seed ("status" table), lower-cased, in its
-#: order: written from the seed, not taken from the exporter's models.
+#: The nine statuses of the ShowWorkloadStatistics page ("status" table), lower-cased, in its
+#: order: written from the page, not taken from the exporter's models.
 DOCUMENTED_STATUSES = (
     "queue",
     "pending",

@@ -2,7 +2,7 @@
 
 Every dependency is injected: the transport, a recording ``sleep`` (so retries run at once),
 a fixed ``clock``, an ``rng`` and an ``observe`` that records calls. Expected values are
-written by hand from the seeds and ``shared/HUAWEI_API_NOTES.md``. ListPools is also called
+written by hand from ``docs/modelarts-api.md``. ListPools is also called
 over real sockets, signed with AK/SK, against ``exporter.simulator.Simulator``.
 """
 

@@ -416,3 +416,68 @@ class TestMetricsReference:
         """Each row lists exactly the label names the golden samples of its metric carry."""
         wrong = label_mismatch(METRICS_DOC, 1, GOLDEN)
         assert not wrong, f"metrics.md labels ≠ {GOLDEN.name}: {wrong}"
+
+
+# --- nothing refers to files outside the repository ---------------------------------------
+
+#: Text naming something only the project's first authors had: their notes file, its
+#: folder, their machine's checkout. Built from pieces, so that this file does not name them.
+OUTSIDE_REFERENCES = ("shared" + "/", "HUAWEI_API" + "_NOTES", "/" + "work/")
+
+
+def repository_files(root: Path) -> list[Path]:
+    """The files of the repository at ``root``: tracked, or new and not ignored."""
+    import subprocess
+
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout.decode("utf-8", errors="surrogateescape")
+    return [root / name for name in listed.split("\0") if name and (root / name).is_file()]
+
+
+def outside_references(paths: list[Path], root: Path) -> list[str]:
+    """``file:line: text`` for each line of ``paths`` that names something outside the
+    repository (binary files are read as text too: a path in an image's metadata counts)."""
+    found: list[str] = []
+    for path in paths:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if any(needle in line for needle in OUTSIDE_REFERENCES):
+                found.append(f"{path.relative_to(root)}:{number}: {line.strip()[:120]}")
+    return found
+
+
+class TestSelfContained:
+    def test_outside_references_are_found(self, tmp_path: Path) -> None:
+        """Each outside reference is reported with its file and line; the page the code now
+        cites, and words that merely look alike ("shared", "/workspace"), are not."""
+        (tmp_path / "a.py").write_text(
+            '"""Tolerated (``' + OUTSIDE_REFERENCES[0] + 'seeds/x.rst``)."""\nx = 1\n',
+            encoding="utf-8",
+        )
+        (tmp_path / "b.md").write_text(
+            "See docs/modelarts-api.md, a shared pool, /workspace.\nthe "
+            + OUTSIDE_REFERENCES[1]
+            + " file\ncd "
+            + OUTSIDE_REFERENCES[2]
+            + "main\n",
+            encoding="utf-8",
+        )
+        paths = [tmp_path / "a.py", tmp_path / "b.md"]
+        found = outside_references(paths, tmp_path)
+        assert [entry.split(": ", 1)[0] for entry in found] == ["a.py:1", "b.md:2", "b.md:3"]
+
+    def test_repository_files_are_listed(self) -> None:
+        """The listing holds this file, the README and the docs, so the next test cannot pass
+        by reading nothing."""
+        listed = set(repository_files(ROOT))
+        assert {Path(__file__).resolve(), README, METRICS_DOC} <= {p.resolve() for p in listed}
+
+    def test_no_file_refers_outside_the_repository(self) -> None:
+        """No file of the repository cites a file users and contributors do not have; the
+        facts the code relies on are in docs/modelarts-api.md, with their public sources."""
+        found = outside_references(repository_files(ROOT), ROOT)
+        assert not found, "references to files outside the repository:\n" + "\n".join(found)

@@ -1,8 +1,7 @@
 """Response bodies → models (``exporter.parse``).
 
-Expected values are written by hand from ``shared/seeds/ShowWorkloadStatistics.rst``,
-``shared/seeds/QueryJobResourceSpecs.rst`` and ``shared/HUAWEI_API_NOTES.md`` (ListPools:
-"Pool discovery").
+Expected values are written by hand from the API Reference pages and notes listed in
+``docs/modelarts-api.md`` (ShowWorkloadStatistics, job resource specifications, ListPools).
 """
 
 from __future__ import annotations
@@ -81,7 +80,7 @@ DROP: Any = object()
 
 
 def spec(**fields: Any) -> dict[str, Any]:
-    """A specs[] entry: the seed's CPU spec with ``fields`` replaced (``DROP`` removes one)."""
+    """A specs[] entry: the sample's CPU spec with ``fields`` replaced (``DROP`` removes one)."""
     base: dict[str, Any] = json.loads(SPECS_SAMPLE)["specs"][0]
     for name, value in fields.items():
         if value is DROP:
@@ -91,7 +90,7 @@ def spec(**fields: Any) -> dict[str, Any]:
     return base
 
 
-# ListPools, shaped as the notes document it: a Dedicate pool with two flavors (its t4
+# ListPools, shaped as docs/modelarts-api.md has it: a Dedicate pool with two flavors (its t4
 # nodes listed twice under "available", to be summed) and a Logical pool still creating.
 T4, CPU8 = "modelarts.vm.gpu.t4", "modelarts.vm.cpu.8u"
 POOL_LIST_BODY = b"""{
@@ -429,12 +428,12 @@ class TestWorkloadStatistics:
 
 class TestResourceSpecs:
     def test_seed_sample(self) -> None:
-        """The seed's successful sample gives its two specs with every field as documented."""
+        """The documented successful sample gives its two specs with every field as documented."""
         result = parse_resource_specs(load_json(SPECS_SAMPLE))
         assert result == ResourceSpecs(total_count=2.0, specs=(CPU_SPEC, GPU_SPEC))
 
     def test_seed_failed_sample(self) -> None:
-        """The seed's failed sample (``error_message``) raises ApiError with HTTP 200 and code."""
+        """The failed sample (``error_message``) raises ApiError with HTTP 200 and code."""
         with pytest.raises(ApiError) as info:
             parse_resource_specs(load_json(SPECS_FAILED_SAMPLE))
         error = info.value

@@ -1,7 +1,7 @@
 """``exporter.signing``: the SDK-HMAC-SHA256 algorithm as pure functions.
 
 Expected values are literals taken from Huawei's documented test vector
-(``shared/HUAWEI_API_NOTES.md``) or worked out by hand from the rules there.
+(``docs/modelarts-api.md#signing``) or worked out by hand from the rules there.
 """
 
 from __future__ import annotations

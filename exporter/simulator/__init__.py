@@ -1,8 +1,8 @@
 """A ModelArts + IAM look-alike on loopback, for tests and the ``demo`` command.
 
 A real HTTP/1.1 server (stdlib ``ThreadingHTTPServer`` in a daemon thread, keep-alive, every
-response JSON with ``Content-Length`` and an ``X-Request-Id``) that answers as the seed
-documents and ``shared/HUAWEI_API_NOTES.md`` describe:
+response JSON with ``Content-Length`` and an ``X-Request-Id``) that answers as the ModelArts
+API Reference and ``docs/modelarts-api.md`` describe:
 
 - ``GET /v2/{project_id}/statistics/pools/{pool}/workloads``: ShowWorkloadStatistics
   (unknown pool: 404 ``ModelArts.50015001``; unknown project: 400 ``ModelArts.50004000``);
@@ -17,7 +17,7 @@ documents and ``shared/HUAWEI_API_NOTES.md`` describe:
 The ModelArts APIs need ``X-Auth-Token`` (a token this simulator issued, unexpired, scoped
 to the project) or an ``SDK-HMAC-SHA256`` signature, verified with :mod:`exporter.signing`
 over the raw path and query exactly as received. The wire query must also already be the
-canonical query (sorted, RFC 3986 encoded), as the notes require of clients. More than five
+canonical query (sorted, RFC 3986 encoded), as the exporter sends it. More than five
 consecutive failures for one access key lock it for five minutes of the injected clock.
 
 In-process use::

@@ -63,7 +63,7 @@ SPEC_FIELDS = (
     "interface_type",
     "no_resource",
 )
-"""Fields of one resource spec, in the order of the seed's sample response."""
+"""Fields of one resource spec, in the order of the API Reference's sample response."""
 
 POOL_PHASES = ("Creating", "Running", "Abnormal", "Deleting", "Error")
 """Documented ``status.phase`` values of a ListPools item."""

@@ -1,5 +1,6 @@
 # The two commands of the README's Quickstart, and a few more.
 #   make demo   the exporter against its built-in simulator: http://localhost:10072/metrics
+#               (PORT=9999: on another port)
 #   make test   every check: ruff, mypy --strict, pytest (unit, golden, end-to-end)
 #   make stack  simulator + exporter + Prometheus + Alertmanager on loopback, notifications
 #               printed (FAST=1: every duration 30 times shorter)
@@ -13,6 +14,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# make demo PORT=9999; empty: the default port. Set here so that a PORT in the
+# environment is not taken (the command line still overrides it).
+PORT   :=
 
 .PHONY: demo test rules stack screenshots bench soak clean
 
@@ -29,7 +33,7 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.runtime
-	$(BIN)/modelarts-exporter demo --log.format=console
+	$(BIN)/modelarts-exporter demo --log.format=console $(if $(PORT),--web.listen-address=:$(PORT))
 
 test: $(VENV)/.test
 	scripts/ensure-tools

@@ -11,7 +11,7 @@ import concurrent.futures
 import contextlib
 import random
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -36,7 +36,7 @@ from exporter.server import MetricsServer
 from exporter.sharding import UNSHARDED, Shard
 from exporter.webconfig import WebConfigFile
 
-__all__ = ["Changes", "Exporter", "Reloader", "build", "run"]
+__all__ = ["Changes", "Connection", "Exporter", "Reloader", "build", "connect", "run"]
 
 USER_AGENT = f"modelarts-exporter/{__version__}"
 #: The ``api`` label of IAM token requests in ``modelarts_api_requests_total``.
@@ -77,11 +77,16 @@ def _rate_of(budget: RequestBudget) -> float:
     return budget.effective_rate
 
 
+#: Awaited with each ModelArts answer as its headers arrive (``connect``'s ``on_response``).
+ResponseHook = Callable[[httpx.Response], Awaitable[None]]
+
+
 def _http_client(
     target: Target,
     config: Config,
     auth: httpx.Auth | None,
     transport: httpx.AsyncBaseTransport | None,
+    on_response: ResponseHook | None = None,
 ) -> httpx.AsyncClient:
     limits = httpx.Limits(
         max_connections=target.max_concurrency, max_keepalive_connections=target.max_concurrency
@@ -98,6 +103,7 @@ def _http_client(
         },
         transport=transport,
         follow_redirects=False,
+        event_hooks={"response": [] if on_response is None else [on_response]},
     )
 
 
@@ -144,6 +150,93 @@ def _same_credentials(old: Target, new: Target) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Connection:
+    """One target's ModelArts client, as :func:`connect` wires it."""
+
+    client: ModelArtsClient
+    #: Every HTTP client it uses (ModelArts, and IAM or the metadata service): close them.
+    http_clients: tuple[httpx.AsyncClient, ...]
+    budget: RequestBudget
+    #: Whether the last read of the target's credential files worked (True without).
+    credentials_read: Callable[[], bool]
+    #: When the credentials in use expire, where that is known (IAM token, metadata).
+    credentials_expiry: Callable[[], float | None]
+
+
+def connect(
+    target: Target,
+    config: Config,
+    *,
+    clock: Clock,
+    ledger: RequestLedger,
+    log: FilteringBoundLogger,
+    transport: httpx.AsyncBaseTransport | None = None,
+    on_response: ResponseHook | None = None,
+) -> Connection:
+    """The ModelArts client of ``target``: its credentials (AK/SK, IAM password or the
+    metadata service), authentication, HTTP clients, request budget and retries as
+    ``config`` says. Requests are counted in ``ledger``; ``on_response`` is awaited with
+    every ModelArts answer (not IAM's or the metadata service's) as its headers arrive."""
+    clients: list[httpx.AsyncClient] = []
+    auth: httpx.Auth
+    creds = target.credentials
+    credentials_read: Callable[[], bool] = lambda: True  # noqa: E731
+    expiry: Callable[[], float | None] = lambda: None  # noqa: E731
+    if isinstance(creds, AkSkCredentials):
+        signing_keys = RotatingCredentials(creds, log=log)
+        credentials_read = lambda: signing_keys.succeeded  # noqa: E731
+        auth = AkSkAuth(signing_keys.current, clock.wall, refused=signing_keys.refused)
+    elif isinstance(creds, PasswordCredentials):
+        password = RotatingCredentials(creds, log=log)
+        credentials_read = lambda: password.succeeded  # noqa: E731
+        iam_http = _http_client(target, config, None, transport)
+        clients.append(iam_http)
+        source = IamTokenSource(
+            iam_http,
+            target.iam_endpoint,
+            target.project_id,
+            password.current,
+            clock.wall,
+            observe=partial(ledger.request, target.project_id, IAM_TOKENS),
+            refused=password.refused,
+        )
+        ledger.expect_refusals(target.project_id, IAM_TOKENS)
+        expiry = lambda: source.expires_at  # noqa: E731
+        auth = IamTokenAuth(source)
+    else:
+        metadata_http = httpx.AsyncClient(
+            timeout=METADATA_TIMEOUT, transport=transport, follow_redirects=False
+        )
+        clients.append(metadata_http)
+        agency = MetadataCredentialSource(metadata_http, creds.url, clock.wall, log)
+        expiry = lambda: agency.expires_at  # noqa: E731
+        auth = MetadataAuth(agency, clock.wall)
+    http = _http_client(target, config, auth, transport, on_response)
+    clients.append(http)
+    budget = RequestBudget(
+        target.requests_per_second,
+        target.burst,
+        clock=clock.monotonic,
+        max_pause=config.retry.max_backoff,
+        log=log,
+    )
+    client = ModelArtsClient(
+        http,
+        endpoint=target.endpoint,
+        project_id=target.project_id,
+        timeout=config.timeout,
+        retry=config.retry,
+        max_body_bytes=config.max_response_bytes,
+        observe=partial(ledger.request, target.project_id),
+        clock=clock.wall,
+        rng=random.Random(),
+        # Not the IAM token requests above: another service, about once a day.
+        budget=budget,
+    )
+    return Connection(client, tuple(clients), budget, credentials_read, expiry)
+
+
 @dataclass
 class _Wiring:
     """What every target is wired with; kept to wire the targets of a reloaded config."""
@@ -161,79 +254,30 @@ class _Wiring:
         discovery = discovery_of(target, config, self.shard)
         if not items and discovery is None:
             return None
-        clients: list[httpx.AsyncClient] = []
-        auth: httpx.Auth
-        creds = target.credentials
-        target_log = log.bind(project_id=target.project_id)
-        credentials_read: Callable[[], bool] = lambda: True  # noqa: E731
-        expiry: Callable[[], float | None] = lambda: None  # noqa: E731
-        if isinstance(creds, AkSkCredentials):
-            signing_keys = RotatingCredentials(creds, log=target_log)
-            credentials_read = lambda: signing_keys.succeeded  # noqa: E731
-            auth = AkSkAuth(signing_keys.current, clock.wall, refused=signing_keys.refused)
-        elif isinstance(creds, PasswordCredentials):
-            password = RotatingCredentials(creds, log=target_log)
-            credentials_read = lambda: password.succeeded  # noqa: E731
-            iam_http = _http_client(target, config, None, transport)
-            clients.append(iam_http)
-            source = IamTokenSource(
-                iam_http,
-                target.iam_endpoint,
-                target.project_id,
-                password.current,
-                clock.wall,
-                observe=partial(ledger.request, target.project_id, IAM_TOKENS),
-                refused=password.refused,
-            )
-            ledger.expect_refusals(target.project_id, IAM_TOKENS)
-            expiry = lambda: source.expires_at  # noqa: E731
-            auth = IamTokenAuth(source)
-        else:
-            metadata_http = httpx.AsyncClient(
-                timeout=METADATA_TIMEOUT, transport=transport, follow_redirects=False
-            )
-            clients.append(metadata_http)
-            agency = MetadataCredentialSource(metadata_http, creds.url, clock.wall, target_log)
-            expiry = lambda: agency.expires_at  # noqa: E731
-            auth = MetadataAuth(agency, clock.wall)
-        http = _http_client(target, config, auth, transport)
-        clients.append(http)
-        budget = RequestBudget(
-            target.requests_per_second,
-            target.burst,
-            clock=clock.monotonic,
-            max_pause=config.retry.max_backoff,
-            log=target_log,
-        )
-        client = ModelArtsClient(
-            http,
-            endpoint=target.endpoint,
-            project_id=target.project_id,
-            timeout=config.timeout,
-            retry=config.retry,
-            max_body_bytes=config.max_response_bytes,
-            observe=partial(ledger.request, target.project_id),
-            clock=clock.wall,
-            rng=random.Random(),
-            # Not the IAM token requests above: another service, about once a day.
-            budget=budget,
+        wired = connect(
+            target,
+            config,
+            clock=clock,
+            ledger=ledger,
+            log=log.bind(project_id=target.project_id),
+            transport=transport,
         )
         poller = TargetPoller(
             target.project_id,
             items,
-            client,
+            wired.client,
             target.max_concurrency,
             clock,
             ledger,
             log,
-            request_rate=partial(_rate_of, budget),
+            request_rate=partial(_rate_of, wired.budget),
             refusal_backoff=config.poll_interval,
             discovery=discovery,
             region=target.region,
-            credentials_read=credentials_read,
-            credentials_expiry=expiry,
+            credentials_read=wired.credentials_read,
+            credentials_expiry=wired.credentials_expiry,
         )
-        return _Wired(target, poller, tuple(clients))
+        return _Wired(target, poller, wired.http_clients)
 
 
 T = TypeVar("T")
@@ -488,7 +532,9 @@ async def run(
             listen_address, exporter.cache.payload, exporter.ready, web, reload=lifecycle, log=log
         )
     except OSError as exc:
-        log.error("listen_failed", listen_address=listen_address, error=str(exc))
+        # Named as the operator gave it: the flag and its value, then why.
+        error = f"cannot listen on --web.listen-address={listen_address}: {exc.strerror or exc}"
+        log.error("listen_failed", listen_address=listen_address, error=error)
         await exporter.close()
         return 1
     loop = asyncio.get_running_loop()

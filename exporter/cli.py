@@ -1,4 +1,5 @@
-"""Command line: Prometheus-style flags and the ``check-config`` and ``demo`` sub-commands.
+"""Command line: Prometheus-style flags and the ``check-config``, ``probe`` and ``demo``
+sub-commands.
 
 ::
 
@@ -7,10 +8,12 @@
                        [--shard=0 | --shard.from-hostname] [--total-shards=1]
                        [--web.config.file=web.yml]   # TLS and basic auth (exporter.webconfig)
     modelarts-exporter check-config [--config.file=…]   # print effective config, exit 0 or 2
+    modelarts-exporter probe [--config.file=…]          # one request per API and item, exit 0/1/2
     modelarts-exporter demo [--web.listen-address=…]    # built-in simulator + exporter
 
-Exit codes: 0 stopped cleanly, 1 runtime failure (e.g. the port is taken), 2 bad config
-or flags.
+Exit codes: 0 stopped cleanly, 1 runtime failure (e.g. the port is taken; for ``probe``, a
+request not answered 2xx), 2 bad config or flags. The demo reads no config file, so it
+refuses ``--config.file``.
 
 SIGHUP reloads ``--config.file``; so does POST /-/reload with ``--web.enable-lifecycle``
 (403 without). A file that fails to load is logged and changes nothing.
@@ -48,26 +51,45 @@ __all__ = ["DEFAULT_LISTEN_ADDRESS", "main"]
 DEFAULT_PORT = 10072
 DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"
 EXIT_CONFIG = 2
+DEFAULT_CONFIG_FILE = "config.yaml"
 
 
-def _common(suppress: bool) -> argparse.ArgumentParser:
-    """Flags accepted before and after the sub-command."""
+def _listen_address(text: str) -> str:
+    """``--web.listen-address`` as given, once it parses (else a usage error, exit 2)."""
+    from exporter.server import parse_listen_address
+
+    try:
+        parse_listen_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _common(
+    suppress: bool, *, config_file: bool = True, listen: bool = True
+) -> argparse.ArgumentParser:
+    """Flags accepted before and after the sub-command; a sub-command that does not use
+    the config file or does not listen leaves that flag out."""
     parser = argparse.ArgumentParser(add_help=False)
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument(
-        "--config.file",
-        dest="config_file",
-        metavar="PATH",
-        default=default or "config.yaml",
-        help="configuration file (default: config.yaml)",
-    )
-    parser.add_argument(
-        "--web.listen-address",
-        dest="listen_address",
-        metavar="[HOST]:PORT",
-        default=default or DEFAULT_LISTEN_ADDRESS,
-        help=f"address for /metrics (default: {DEFAULT_LISTEN_ADDRESS})",
-    )
+    if config_file:
+        # None when not given (DEFAULT_CONFIG_FILE is then read): the demo refuses it given.
+        parser.add_argument(
+            "--config.file",
+            dest="config_file",
+            metavar="PATH",
+            default=default,
+            help=f"configuration file (default: {DEFAULT_CONFIG_FILE})",
+        )
+    if listen:
+        parser.add_argument(
+            "--web.listen-address",
+            dest="listen_address",
+            metavar="[HOST]:PORT",
+            type=_listen_address,
+            default=default or DEFAULT_LISTEN_ADDRESS,
+            help=f"address for /metrics (default: {DEFAULT_LISTEN_ADDRESS})",
+        )
     parser.add_argument(
         "--log.level",
         dest="log_level",
@@ -146,9 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _web_config_flag(check, argparse.SUPPRESS)
     commands.add_parser(
+        "probe",
+        parents=[_common(suppress=True, listen=False)],
+        help="send each target one request per API and item (never a retry; a 401/403 stops "
+        "the target), print a table of the answers and what to do; exit 0 when all are 2xx, "
+        "1 if not, 2 on a bad config",
+    )
+    commands.add_parser(
         "demo",
-        parents=[_common(suppress=True)],
-        help="run the exporter against its built-in ModelArts simulator",
+        parents=[_common(suppress=True, config_file=False)],
+        help="run the exporter against its built-in ModelArts simulator (no config file)",
     )
     return parser
 
@@ -181,6 +210,19 @@ def _check_config(path: str, web_path: str | None) -> int:
             return EXIT_CONFIG
     print(yaml.safe_dump_all(documents, sort_keys=False), end="")
     return 0
+
+
+def _probe(path: str, level: str, fmt: str | None) -> int:
+    """Probe every target of the config at ``path`` (``exporter.probe``); 0, 1 or 2."""
+    cfg = _load(path)
+    if cfg is None:
+        return EXIT_CONFIG
+    # The table goes to stdout; the few log lines (credential reads) to stderr.
+    secrets = [s.reveal() for s in config.iter_secrets(cfg)]
+    log = make_logger(level, fmt, secrets, stream=sys.stderr)
+    from exporter.probe import run_probe  # imported late, as exporter.app is
+
+    return run_probe(cfg, log)
 
 
 def _web_config(path: str | None, log: FilteringBoundLogger) -> WebConfigFile | None:
@@ -229,19 +271,24 @@ def main(
 ) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    config_file = args.config_file or DEFAULT_CONFIG_FILE
     # Long-running commands: big freed buffers must not stay in the heap (exporter.memory).
-    mmap_threshold_fixed = args.command != "check-config" and fix_mmap_threshold()
+    mmap_threshold_fixed = args.command not in ("check-config", "probe") and fix_mmap_threshold()
     if args.command == "demo":
+        if args.config_file is not None:
+            parser.error("demo: --config.file is not read: the demo polls its own simulator")
         from exporter.demo import run_demo  # the simulator is loaded only for the demo
 
         log = make_logger(args.log_level, args.log_format)
         return run_demo(args.listen_address, log)
     if args.command == "check-config":
-        return _check_config(args.config_file, args.web_config_file)
+        return _check_config(config_file, args.web_config_file)
+    if args.command == "probe":
+        return _probe(config_file, args.log_level, args.log_format)
     shard = _shard(parser, args, hostname)
     # A SIGHUP (reload) before the exporter handles it must not end the process.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    cfg = _load(args.config_file)
+    cfg = _load(config_file)
     if cfg is None:
         return EXIT_CONFIG
     log = _logger(args.log_level, args.log_format, cfg)
@@ -256,7 +303,7 @@ def main(
             log,
             shard=shard,
             web=web,
-            config_file=args.config_file,
+            config_file=config_file,
             enable_lifecycle=args.enable_lifecycle,
             log_for=partial(_logger, args.log_level, args.log_format),
         )

@@ -161,4 +161,14 @@ class TestFlags:
             )
         assert result.returncode == 1
         assert '"event": "listen_failed"' in result.stdout
+        assert f"cannot listen on --web.listen-address=127.0.0.1:{port}: " in result.stdout
         assert SK not in result.stdout
+
+    def test_malformed_listen_address_is_a_usage_error(self) -> None:
+        """A listen address that is not [host]:port exits 2 naming the flag, before any
+        config is read, for the exporter and the demo alike."""
+        for args in (("--web.listen-address=10072",), ("demo", "--web.listen-address=:x")):
+            result = run(*args)
+            assert result.returncode == 2
+            assert "argument --web.listen-address: expected [host]:port, got" in result.stderr
+            assert "Traceback" not in result.stderr

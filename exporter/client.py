@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -38,7 +39,14 @@ from exporter.errors import (
     ThrottledError,
     TransportError,
 )
-from exporter.models import Api, PoolList, ResourceSpecs, WorkloadStatistics
+from exporter.models import (
+    NO_LIMITS,
+    Api,
+    CallLimits,
+    PoolList,
+    ResourceSpecs,
+    WorkloadStatistics,
+)
 from exporter.parse import (
     error_fields,
     load_json,
@@ -89,6 +97,10 @@ def backoff_delay(
     return rng.uniform(0, ceiling)
 
 
+def _out_of_time(message: str) -> TransportError:
+    return TransportError(ErrorDetail(message=message), "deadline_exceeded")
+
+
 class ModelArtsClient:
     """Calls the ModelArts APIs of one project. Authentication is the ``http`` client's."""
 
@@ -119,16 +131,18 @@ class ModelArtsClient:
         self._rng = rng or random.Random()
         self._budget = budget
 
-    async def workload_statistics(self, pool: str) -> WorkloadStatistics:
+    async def workload_statistics(
+        self, pool: str, limits: CallLimits = NO_LIMITS
+    ) -> WorkloadStatistics:
         """ShowWorkloadStatistics: job counts by type and status in one pool."""
         path = f"/v2/{self._project}/statistics/pools/{quote(pool, safe='')}/workloads"
-        body = await self._get(Api.WORKLOAD_STATISTICS, path, [])
+        body = await self._get(Api.WORKLOAD_STATISTICS, path, [], limits)
         return zero_filled(body.parse(parse_workload_statistics))
 
-    async def resource_specs(self, job_type: str) -> ResourceSpecs:
+    async def resource_specs(self, job_type: str, limits: CallLimits = NO_LIMITS) -> ResourceSpecs:
         """QueryJobResourceSpecs for one job type (``train``, ``inference``)."""
         path = f"/v1/{self._project}/job/resource-specs"
-        body = await self._get(Api.RESOURCE_SPECS, path, [("job_type", job_type)])
+        body = await self._get(Api.RESOURCE_SPECS, path, [("job_type", job_type)], limits)
         return body.parse(parse_resource_specs)
 
     async def list_pools(
@@ -137,6 +151,7 @@ class ModelArtsClient:
         workspace_id: str | None = None,
         status: str | None = None,
         label_selector: str | None = None,
+        limits: CallLimits = NO_LIMITS,
     ) -> PoolList:
         """ListPools: the project's resource pools (no pagination). Unset filters are left
         out of the query; ModelArts then uses workspace ``"0"`` and lists every phase."""
@@ -146,36 +161,59 @@ class ModelArtsClient:
             ("status", status),
             ("labelSelector", label_selector),
         )
-        body = await self._get(Api.POOLS, path, [(k, v) for k, v in params if v])
+        body = await self._get(Api.POOLS, path, [(k, v) for k, v in params if v], limits)
         return body.parse(parse_pool_list)
 
-    async def _get(self, api: Api, path: str, query: list[tuple[str, str]]) -> _Body:
+    async def _get(
+        self, api: Api, path: str, query: list[tuple[str, str]], limits: CallLimits
+    ) -> _Body:
         # The canonical query is what the signer signs; sending it as-is keeps them equal.
         url = f"{self._endpoint}{path}"
         if query:
             url += "?" + canonical_query(query)
+        loop = asyncio.get_running_loop()
+        until = math.inf if limits.time_left is None else loop.time() + limits.time_left
+        attempts = limits.attempts or self._retry.max_attempts
         attempt = 0
+        last: PollError | None = None
         while True:
             attempt += 1
             try:
-                return await self._attempt(api, url)
+                return await self._attempt(api, url, until - loop.time())
             except PollError as error:
-                if not error.retryable or attempt >= self._retry.max_attempts:
+                if error.code == "deadline_exceeded" and last is not None:
+                    # The earlier answer says more than "out of time" does.
+                    last.add_note("gave up: the deadline came during the next attempt")
+                    raise last from None
+                last = error
+                if not error.retryable or attempt >= attempts:
                     raise
                 delay = backoff_delay(error, attempt, self._retry, self._rng)
                 if delay is None:
                     raise
+                if loop.time() + delay >= until:
+                    error.add_note("gave up: the next attempt would start after the deadline")
+                    raise
                 await self._sleep(delay)
 
-    async def _attempt(self, api: Api, url: str) -> _Body:
+    async def _attempt(self, api: Api, url: str, time_left: float) -> _Body:
+        if time_left <= 0:
+            raise _out_of_time("no time left before the deadline")
         if self._budget is not None:
-            await self._budget.acquire()
+            try:
+                async with asyncio.timeout(time_left):
+                    await self._budget.acquire()
+            except TimeoutError:
+                raise _out_of_time("requests paused (throttled) until after the deadline") from None
+        cut = time_left < self._timeout
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(min(self._timeout, time_left)):
                 async with self._http.stream("GET", url) as response:
                     raw = await self._read(response)
         except (TimeoutError, httpx.TimeoutException):
             self._observe(api, "none")
+            if cut:
+                raise _out_of_time("no answer before the deadline") from None
             detail = ErrorDetail(message=f"no answer within {self._timeout:g}s")
             raise TransportError(detail, "timeout") from None
         except httpx.HTTPError as exc:

@@ -462,6 +462,19 @@ def _word(value: object, path: str) -> str:
     return string(value, path)
 
 
+#: The values ListPools documents for its ``status`` filter: pool creation states (the API
+#: Reference and the official SDK's ``ListPoolsRequest``), not the phases.
+CREATION_STATES = ("created", "creating", "failed")
+
+
+def _creation_state(value: object, path: str) -> str:
+    text = string(value, path)
+    if text not in CREATION_STATES:
+        listed = ", ".join(CREATION_STATES)
+        raise ConfigError(path, f"expected one of {listed} (pool creation states), got {text!r}")
+    return text
+
+
 def _discovery(value: object, path: str, poll_interval: float) -> Discovery:
     keys = ("workspace_id", "status", "label_selector", "include", "exclude", "refresh_interval")
     section = Section(value, path, keys)
@@ -472,7 +485,7 @@ def _discovery(value: object, path: str, poll_interval: float) -> Discovery:
         raise ConfigError(section.at("refresh_interval"), "must be at least poll_interval")
     return Discovery(
         workspace_id=section.take("workspace_id", _word, None),
-        status=section.take("status", _word, None),
+        status=section.take("status", _creation_state, None),
         label_selector=section.take("label_selector", _word, None),
         include=section.take("include", _patterns, ()),
         exclude=section.take("exclude", _patterns, ()),

@@ -104,7 +104,7 @@ class PoolDiscovery:
         self._next = now + self.rules.refresh_interval
         self._failures = 0
         self.listed = True
-        return PoolList(taken)
+        return PoolList(taken, problems=found.problems)
 
     def failed(self, now: float) -> None:
         """ListPools failed in the cycle that started at ``now``: ask again after 1, 2, 4 ...

@@ -13,8 +13,10 @@ __all__ = [
     "JOB_STATUSES",
     "JOB_TYPES",
     "NODE_STATES",
+    "NO_LIMITS",
     "POOL_PHASES",
     "Api",
+    "CallLimits",
     "ConfigStatus",
     "CycleStats",
     "ItemKey",
@@ -96,6 +98,8 @@ class ResourceSpecs:
 
     total_count: float | None
     specs: tuple[ResourceSpec, ...]
+    #: Fields there but unreadable, as "JSON path: what was wrong" (``parse``).
+    problems: tuple[str, ...] = ()
 
 
 #: Documented ListPools ``status.phase`` values, in lifecycle order.
@@ -133,6 +137,8 @@ class PoolList:
     """ListPools for one project, after the target's include/exclude rules and sharding."""
 
     pools: tuple[Pool, ...]
+    #: Fields there but unreadable, as "JSON path: what was wrong" (``parse``).
+    problems: tuple[str, ...] = ()
 
 
 Result = WorkloadStatistics | ResourceSpecs | PoolList
@@ -237,3 +243,18 @@ class Snapshot:
         """The next moment after ``now`` when shown data goes stale (the exposition changes)."""
         moments = (item.expires(self.stale_after_seconds) for item in self.items)
         return min((m for m in moments if m is not None and m > now), default=None)
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """Bounds of one call, set by the poller: at most ``attempts`` attempts (None: the
+    retry policy's), none started and none waited for past ``time_left`` seconds from the
+    call (None: no deadline). An attempt cut by the deadline, or one that cannot start
+    before it, fails as ``deadline_exceeded``; a retry that would start after it is not
+    made, and the last error is raised with a note saying so."""
+
+    attempts: int | None = None
+    time_left: float | None = None
+
+
+NO_LIMITS = CallLimits()

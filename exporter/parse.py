@@ -3,10 +3,17 @@
 
 Tolerated on purpose (``docs/modelarts-api.md``): the ``statics`` top-level key, counts as
 strings, unknown job types and status keys (passed through), ``error_msg`` / ``error_message``
-/ ``errorMsg`` / ``message``. In resource specs, a numeric field that is not a number is
-dropped (that one series is skipped) rather than failing the whole response. In ListPools, a
-pool without a name fails the response (discovery then keeps the last good list); a missing
-label, phase or node entry only leaves that string empty or that series out.
+/ ``errorMsg`` / ``message``, and ListPools' node counts per state as one ``{flavor, count}``
+object (the official SDK's ``PoolResourceFlavorCount``) or a list of them.
+
+Never a silent zero or a silent absence. In ShowWorkloadStatistics any count that cannot be
+read fails the response. In resource specs and ListPools a field that is absent (or null)
+leaves its string empty or its series out, as the documentation allows; a field that is
+there but cannot be read (a number that is not one, a flag that is not a boolean, a list
+that is not a list) leaves out what it would have given and is named in the result's
+``problems`` (its JSON path and what was wrong), which the poller counts and logs while
+serving the rest. A spec without a code, or a pool without a name, fails the response
+(discovery then keeps the last good list).
 """
 
 from __future__ import annotations
@@ -213,41 +220,88 @@ def _flag(value: object) -> bool | None:
     return None
 
 
-def _spec(raw: object, where: str) -> ResourceSpec:
+class _Problems:
+    """Fields that are there but cannot be read, each as "JSON path: what was wrong"."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def note(self, where: str, expected: str, value: object) -> None:
+        self.found.append(f"{where}: expected {expected}, got {_preview(value)}")
+
+    def number(self, value: object, where: str, *, count: bool = False) -> float | None:
+        """A number (a count: not negative); None when absent or, noted, unreadable."""
+        number = _number(value)
+        if value is not None and (number is None or (count and number < 0)):
+            self.note(where, "a non-negative count" if count else "a number", value)
+            return None
+        return number
+
+    def flag(self, value: object, where: str) -> bool | None:
+        """A boolean (or "true"/"false"); None when absent or, noted, unreadable."""
+        flag = _flag(value)
+        if value is not None and flag is None:
+            self.note(where, "a boolean", value)
+        return flag
+
+    def text(self, value: object, where: str) -> str:
+        """A string; "" when absent or, noted, not a string."""
+        if value is not None and not isinstance(value, str):
+            self.note(where, "a string", value)
+        return _text(value) if isinstance(value, str) else ""
+
+    def entries(self, value: object, where: str) -> list[tuple[object, str]]:
+        """The entries of a list, or the one object given where a list is documented (the
+        SDK's shape of ListPools' node counts), each with its path; [] when absent or,
+        noted, neither."""
+        if isinstance(value, list):
+            return [(entry, f"{where}[{index}]") for index, entry in enumerate(value)]
+        if isinstance(value, dict):
+            return [(value, where)]
+        if value is not None:
+            self.note(where, "a list of objects", value)
+        return []
+
+
+def _spec(raw: object, where: str, problems: _Problems) -> ResourceSpec:
     spec = _object(raw, where)
     code = spec.get("spec_code")
     if not isinstance(code, str) or not code:
         raise _invalid(f"{where}.spec_code", "expected a non-empty string")
+
+    def number(key: str) -> float | None:
+        return problems.number(spec.get(key), f"{where}.{key}")
+
     return ResourceSpec(
         spec_code=_text(code),
         spec_id=_label(spec.get("spec_id")),
         gpu_type=_label(spec.get("gpu_type")),
         storage=_label(spec.get("storage")),
         interface_type=_label(spec.get("interface_type")),
-        no_resource=_flag(spec.get("no_resource")),
-        gpus=_number(spec.get("gpu_num")),
-        cpu_cores=_number(spec.get("core")),
-        memory_gib=_number(spec.get("cpu")),
-        max_nodes=_number(spec.get("max_num")),
-        pricing_units=_number(spec.get("unit_num")),
+        no_resource=problems.flag(spec.get("no_resource"), f"{where}.no_resource"),
+        gpus=number("gpu_num"),
+        cpu_cores=number("core"),
+        memory_gib=number("cpu"),
+        max_nodes=number("max_num"),
+        pricing_units=number("unit_num"),
     )
 
 
 def parse_resource_specs(body: object) -> ResourceSpecs:
     """QueryJobResourceSpecs. ``is_success: false`` raises ``ApiError`` (HTTP 200)."""
     root = _object(body, "$")
-    if root.get("is_success") is False:
+    problems = _Problems()
+    if problems.flag(root.get("is_success"), "$.is_success") is False:
         code, message = error_fields(root)
         detail = ErrorDetail(http_status=200, error_code=code, message=message or "is_success")
         raise ApiError(detail)
     specs: dict[str, ResourceSpec] = {}
     for index, raw in enumerate(_array(root.get("specs", []), "$.specs")):
-        spec = _spec(raw, f"$.specs[{index}]")
+        spec = _spec(raw, f"$.specs[{index}]", problems)
         specs.setdefault(spec.spec_code, spec)
-    total = _number(root.get("spec_total_count"))
+    total = problems.number(root.get("spec_total_count"), "$.spec_total_count", count=True)
     return ResourceSpecs(
-        total_count=None if total is None or total < 0 else total,
-        specs=tuple(specs.values()),
+        total_count=total, specs=tuple(specs.values()), problems=tuple(problems.found)
     )
 
 
@@ -268,43 +322,50 @@ def _string_at(value: object, *path: str) -> str:
     return _text(found) if isinstance(found, str) else ""
 
 
-def _flavor_rows(entries: object) -> list[tuple[str, float | None, float | None]]:
-    """(flavor, count, maxCount) of a list of ``{"flavor", "count"[, "maxCount"]}``; entries
-    without a flavor name are left out, counts that are not counts (>= 0) are None."""
+def _flavor_rows(
+    entries: object, where: str, problems: _Problems
+) -> list[tuple[str, float | None, float | None]]:
+    """(flavor, count, maxCount) of ``{"flavor", "count"[, "maxCount"]}`` entries (a list,
+    or one object); an entry without a flavor name is left out, noted."""
     rows = []
-    for entry in entries if isinstance(entries, list) else []:
-        flavor = _string_at(entry, "flavor")
-        if flavor:
-            count, max_count = _dig(entry, "count"), _dig(entry, "maxCount")
-            rows.append((flavor, _node_count(count), _node_count(max_count)))
+    for entry, at in problems.entries(entries, where):
+        named = _dig(entry, "flavor")
+        flavor = _text(named) if isinstance(named, str) else ""
+        if not flavor:
+            problems.note(f"{at}.flavor", "a flavor name", named)
+            continue
+        count = problems.number(_dig(entry, "count"), f"{at}.count", count=True)
+        max_count = problems.number(_dig(entry, "maxCount"), f"{at}.maxCount", count=True)
+        rows.append((flavor, count, max_count))
     return rows
 
 
-def _node_count(value: object) -> float | None:
-    number = _number(value)
-    return number if number is not None and number >= 0 else None
-
-
-def _pool(raw: object, where: str) -> Pool:
+def _pool(raw: object, where: str, problems: _Problems) -> Pool:
     item = _object(raw, where)
     name = _string_at(item, "metadata", "name")
     if not name:
         raise _invalid(f"{where}.metadata.name", "expected a non-empty string")
     nodes: dict[tuple[str, str], float] = {}
     for state in NODE_STATES:
-        for flavor, count, _ in _flavor_rows(_dig(item, "status", "resources", state)):
+        found = _dig(item, "status", "resources", state)
+        for flavor, count, _ in _flavor_rows(found, f"{where}.status.resources.{state}", problems):
             total = nodes.get((flavor, state), 0.0) + (count or 0.0)
             if count is not None and math.isfinite(total):
                 nodes[(flavor, state)] = total
     flavors: dict[str, PoolFlavor] = {}
-    for flavor, count, max_count in _flavor_rows(_dig(item, "spec", "resources")):
+    declared = _dig(item, "spec", "resources")
+    for flavor, count, max_count in _flavor_rows(declared, f"{where}.spec.resources", problems):
         flavors.setdefault(flavor, PoolFlavor(flavor, count, max_count))
+
+    def text(*path: str) -> str:
+        return problems.text(_dig(item, *path), ".".join((where, *path)))
+
     return Pool(
         name=name,
-        display_name=_string_at(item, "metadata", "labels", _DISPLAY_NAME),
-        pool_type=_string_at(item, "spec", "type"),
-        workspace_id=_string_at(item, "metadata", "labels", _WORKSPACE),
-        phase=_phase(_string_at(item, "status", "phase")),
+        display_name=text("metadata", "labels", _DISPLAY_NAME),
+        pool_type=text("spec", "type"),
+        workspace_id=text("metadata", "labels", _WORKSPACE),
+        phase=_phase(text("status", "phase")),
         flavors=tuple(flavors.values()),
         nodes=tuple((flavor, state, count) for (flavor, state), count in nodes.items()),
     )
@@ -327,8 +388,9 @@ def parse_pool_list(body: object) -> PoolList:
     items = root.get("items")
     if items is None and root.get("kind") == "PoolList":
         items = []
+    problems = _Problems()
     pools: dict[str, Pool] = {}
     for index, raw in enumerate(_array(items, "$.items")):
-        pool = _pool(raw, f"$.items[{index}]")
+        pool = _pool(raw, f"$.items[{index}]", problems)
         pools.setdefault(pool.name, pool)
-    return PoolList(pools=tuple(pools.values()))
+    return PoolList(pools=tuple(pools.values()), problems=tuple(problems.found))

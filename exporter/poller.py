@@ -16,6 +16,11 @@ is published.
 - **Isolation.** A failure marks that one item failed and keeps its last good data; the data
   leaves /metrics once older than ``stale_after``, or at once when ModelArts says the pool
   does not exist (404 ``ModelArts.50015001``).
+- **A deadline per cycle.** No request of a cycle starts, and none is waited for, after
+  ``CYCLE_SHARE`` of the interval: an item out of time fails for this cycle and is polled
+  again next cycle. Probes are sent once while another item could probe instead, and items
+  that failed on their own last cycle are probed last, so one throttled or slow item never
+  delays the others' polls past their interval.
 - **No overlap.** A target's cycles run one after another on a fixed grid of ticks. A cycle
   that runs past one or more ticks skips them; each skipped tick is logged and counted.
 - **Reload.** ``Poller.replace_targets`` swaps the targets while the loops run: a target
@@ -49,6 +54,7 @@ from exporter.errors import (
 )
 from exporter.models import (
     Api,
+    CallLimits,
     ConfigStatus,
     CycleStats,
     ItemKey,
@@ -62,10 +68,15 @@ __all__ = ["Clock", "Poller", "RequestLedger", "SystemClock", "TargetPoller"]
 
 #: Distinct error codes kept per (project, api) before new ones are counted as "other".
 MAX_ERROR_CODES = 32
+#: How many unreadable fields of one answer a log line names (it says how many in all).
+MAX_PROBLEMS_LOGGED = 5
 #: Items tried one at a time per cycle until one proves the credentials are accepted.
 PROBES = 3
 #: The longest a refused target waits before it is asked again (seconds).
 MAX_REFUSAL_BACKOFF = 900.0
+#: A cycle's deadline, as a share of the interval from its start: no request of the cycle
+#: starts, and none is waited for, after it, so that the next cycle starts on time.
+CYCLE_SHARE = 0.9
 
 
 class Clock(Protocol):
@@ -84,14 +95,15 @@ class SystemClock:
 class Source(Protocol):
     """What a target poller needs from a client (``ModelArtsClient`` is one)."""
 
-    async def workload_statistics(self, pool: str) -> Result: ...
-    async def resource_specs(self, job_type: str) -> Result: ...
+    async def workload_statistics(self, pool: str, limits: CallLimits = ...) -> Result: ...
+    async def resource_specs(self, job_type: str, limits: CallLimits = ...) -> Result: ...
     async def list_pools(
         self,
         *,
         workspace_id: str | None = None,
         status: str | None = None,
         label_selector: str | None = None,
+        limits: CallLimits = ...,
     ) -> PoolList: ...
 
 
@@ -164,6 +176,9 @@ class TargetPoller:
         self._refusal_backoff = refusal_backoff
         self._refusals = 0
         self._resume_at = 0.0
+        #: Items whose own request failed last cycle without proving anything (throttled,
+        #: timed out, 5xx): probed last, so that their retries never hold up the others.
+        self._troubled: frozenset[ItemKey] = frozenset()
         self._source = source
         self._limit = asyncio.Semaphore(max_concurrency)
         self._clock = clock
@@ -224,17 +239,26 @@ class TargetPoller:
         self._resume_at = previous._resume_at
 
     async def poll(
-        self, previous: dict[ItemKey, ItemState], tick: float | None = None
+        self,
+        previous: dict[ItemKey, ItemState],
+        tick: float | None = None,
+        deadline: float | None = None,
     ) -> list[_Outcome]:
         """Poll every item: probes first, one at a time, then the rest concurrently.
 
         Until discovery has listed the pools once, it is the first probe. Probing goes on
         (at most ``PROBES`` items) until an answer proves the credentials were accepted. A
-        refusal, or no such answer, stops the target for this cycle; after refused cycles
-        in a row the target also waits out a growing backoff, counted in ticks: ``tick`` is
-        the cycle's place on the grid (default: now), before any jitter delayed its start.
-        Only a cycle in which a request was accepted and none refused ends the backoff and
-        ``refused``: one without any answer proves nothing about the credentials.
+        probe is sent once, not retried, while other items could probe instead, and items
+        that failed last cycle on their own (throttled, timed out, 5xx) are probed last:
+        one item's retries never hold up the others. A refusal, or no proving answer,
+        stops the target for this cycle; after refused cycles in a row the target also
+        waits out a growing backoff, counted in ticks: ``tick`` is the cycle's place on the
+        grid (default: now), before any jitter delayed its start. Only a cycle in which a
+        request was accepted and none refused ends the backoff and ``refused``: one without
+        any answer proves nothing about the credentials.
+
+        ``deadline`` (monotonic) bounds the cycle: no request starts, and none is waited
+        for, after it (``CallLimits``); an item out of time fails for this cycle.
         """
         now = self._clock.monotonic()
         tick = now if tick is None else tick
@@ -251,7 +275,8 @@ class TargetPoller:
                 return [*outcomes, *(self._skipped(k, previous.get(k), code) for k in pending)]
             key = pending[0]
             done.add(key)
-            result = await self._poll_one(key, previous.get(key), now)
+            once = 1 if len(pending) > 1 else None
+            result = await self._poll_one(key, previous.get(key), now, deadline, once)
             if isinstance(result, _Refused):
                 self._back_off_after_refusal(tick)
                 skipped = [self._skipped(k, previous.get(k)) for k in self._pending(done, due)]
@@ -260,14 +285,17 @@ class TargetPoller:
             if result.reached:
                 break
         refused = asyncio.Event()
+        rest = self._pending(done, due)
         results = await asyncio.gather(
-            *(self._limited(k, previous.get(k), now, refused) for k in self._pending(done, due))
+            *(self._limited(k, previous.get(k), now, refused, deadline) for k in rest)
         )
         if refused.is_set():
             self._back_off_after_refusal(tick)
         elif any(o.reached for o in (*outcomes, *results)):
             self._refusals = 0
-        return [*outcomes, *results]
+        everything = [*outcomes, *results]
+        self._troubled = frozenset(o.state.key for o in everything if _troubled(o))
+        return everything
 
     def _pending(self, done: set[ItemKey], discover: bool) -> list[ItemKey]:
         """Items not yet polled this cycle: ``items``, and discovery when due.
@@ -276,7 +304,7 @@ class TargetPoller:
         cycle; later refreshes go last, with the rest, so that a slow or failing ListPools
         never holds up the pools already known (new ones are polled from the next cycle).
         """
-        keys: list[ItemKey] = list(self.items)
+        keys = sorted(self.items, key=lambda k: k in self._troubled)  # stable: config order
         if discover and self._discovery is not None:
             key = self._discovery.key
             keys = [*keys, key] if self._discovery.listed else [key, *keys]
@@ -298,12 +326,17 @@ class TargetPoller:
             )
 
     async def _limited(
-        self, key: ItemKey, before: ItemState | None, started: float, refused: asyncio.Event
+        self,
+        key: ItemKey,
+        before: ItemState | None,
+        started: float,
+        refused: asyncio.Event,
+        deadline: float | None,
     ) -> _Outcome:
         async with self._limit:
             if refused.is_set():
                 return self._skipped(key, before)
-            result = await self._poll_one(key, before, started)
+            result = await self._poll_one(key, before, started, deadline)
         if isinstance(result, _Refused):
             refused.set()
             return result.outcome
@@ -323,19 +356,26 @@ class TargetPoller:
         return replace(state, stale_after=self._discovery.stale_after)
 
     async def _poll_one(
-        self, key: ItemKey, before: ItemState | None, cycle_started: float
+        self,
+        key: ItemKey,
+        before: ItemState | None,
+        cycle_started: float,
+        deadline: float | None,
+        attempts: int | None = None,
     ) -> _Outcome | _Refused:
-        result = await self._attempt(key, before, cycle_started)
+        left = None if deadline is None else deadline - self._clock.monotonic()
+        limits = CallLimits(attempts=attempts, time_left=left)
+        result = await self._attempt(key, before, cycle_started, limits)
         if isinstance(result, _Refused):
             return _Refused(replace(result.outcome, state=self._aged(result.outcome.state)))
         return replace(result, state=self._aged(result.state))
 
     async def _attempt(
-        self, key: ItemKey, before: ItemState | None, cycle_started: float
+        self, key: ItemKey, before: ItemState | None, cycle_started: float, limits: CallLimits
     ) -> _Outcome | _Refused:
         started, wall = self._clock.monotonic(), self._clock.wall()
         try:
-            data = await self._fetch(key, cycle_started)
+            data = await self._fetch(key, cycle_started, limits)
         except PollError as error:
             duration = self._clock.monotonic() - started
             self._log_failure(key, error)
@@ -353,6 +393,17 @@ class TargetPoller:
             state = _failed(key, before, wall, duration, "internal_error", keep=True)
             return _Outcome(state, reached=False)
         duration = self._clock.monotonic() - started
+        if problems := getattr(data, "problems", ()):
+            # Served all the same: what could be read is the item's data.
+            self._ledger.error(self.project_id, key.api, "invalid_field")
+            self._log.warning(
+                "response_partly_unreadable",
+                api=key.api.value,
+                target=key.target,
+                error_code="invalid_field",
+                problems=list(problems[:MAX_PROBLEMS_LOGGED]),
+                unreadable=len(problems),
+            )
         state = ItemState(key, True, duration, wall, self._clock.wall(), data)
         return _Outcome(state, reached=True)
 
@@ -366,11 +417,11 @@ class TargetPoller:
         elif gone and key in self._discovery.pool_items:
             self._discovery.expire()
 
-    async def _fetch(self, key: ItemKey, cycle_started: float) -> Result:
+    async def _fetch(self, key: ItemKey, cycle_started: float, limits: CallLimits) -> Result:
         if key.api is Api.WORKLOAD_STATISTICS:
-            return await self._source.workload_statistics(key.target)
+            return await self._source.workload_statistics(key.target, limits)
         if key.api is Api.RESOURCE_SPECS:
-            return await self._source.resource_specs(key.target)
+            return await self._source.resource_specs(key.target, limits)
         if self._discovery is None:
             raise ValueError(f"no discovery configured for {key}")
         rules = self._discovery.rules
@@ -378,6 +429,7 @@ class TargetPoller:
             workspace_id=rules.workspace_id,
             status=rules.status,
             label_selector=rules.label_selector,
+            limits=limits,
         )
         return self._discovery.accept(found, cycle_started)
 
@@ -390,7 +442,7 @@ class TargetPoller:
             http_status=d.http_status,
             error_code=error.code,
             request_id=d.request_id,
-            error=d.message,
+            error=" ".join([d.message, *getattr(error, "__notes__", ())]),
             retryable=error.retryable,
         )
 
@@ -420,6 +472,12 @@ def _failed(
         data=before.data if (before and keep) else None,
         error_code=code,
     )
+
+
+def _troubled(outcome: _Outcome) -> bool:
+    """Whether the item's own request failed without proving anything (not skipped)."""
+    code = outcome.state.error_code or ""
+    return not outcome.state.success and not outcome.reached and not code.startswith("skipped_")
 
 
 def _reached(error: PollError) -> bool:
@@ -581,7 +639,8 @@ class Poller:
     async def _poll_target(self, target: TargetPoller, tick: float | None = None) -> None:
         """One cycle of one target; its outcomes replace its items' states."""
         started = self._clock.monotonic()
-        outcomes = await target.poll(self._states, tick)
+        deadline = started + self._interval * CYCLE_SHARE
+        outcomes = await target.poll(self._states, tick, deadline)
         for outcome in outcomes:
             self._states[outcome.state.key] = outcome.state
         for key in target.dropped(k for k in self._states if k.project_id == target.project_id):

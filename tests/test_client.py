@@ -32,6 +32,7 @@ from exporter.errors import (
 )
 from exporter.models import (
     Api,
+    CallLimits,
     JobTypeStatistics,
     Pool,
     PoolFlavor,
@@ -678,7 +679,13 @@ class TestListPools:
         """ListPools is a GET of /v2/{project_id}/pools whose query holds only the filters
         set, sorted and RFC 3986 encoded (space %20), and is absent when none is set."""
         harness = Harness(reply(200, POOLS_BODY))
-        harness.run(lambda c: c.list_pools(**filters))
+        harness.run(
+            lambda c: c.list_pools(
+                workspace_id=filters.get("workspace_id"),
+                status=filters.get("status"),
+                label_selector=filters.get("label_selector"),
+            )
+        )
         (request,) = harness.requests
         assert request.method == "GET"
         path = b"/v2/0a1b2c3d4e5f60718293a4b5c6d7e8f9/pools"
@@ -743,7 +750,7 @@ class TestListPoolsOverSockets:
         )
         simulator.set_pool_info(PROJECT, "pool-b", pool_type="Logical", phase="Creating")
         simulator.set_pool_info(PROJECT, "pool-c", workspace_id="ws-1")
-        simulator.set_pool_info(PROJECT, "pool-d", workspace_id="ws-1", phase="Abnormal")
+        simulator.set_pool_info(PROJECT, "pool-d", workspace_id="ws-1", phase="Error")
         with simulator:
             yield simulator
 
@@ -775,9 +782,9 @@ class TestListPoolsOverSockets:
         async def calls(client: ModelArtsClient) -> list[PoolList]:
             return [
                 await client.list_pools(),
-                await client.list_pools(status="Creating"),
+                await client.list_pools(status="creating"),
                 await client.list_pools(workspace_id="ws-1"),
-                await client.list_pools(workspace_id="ws-1", status="Abnormal"),
+                await client.list_pools(workspace_id="ws-1", status="failed"),
                 await client.list_pools(label_selector="os.modelarts/name=Prod A"),
             ]
 
@@ -801,9 +808,9 @@ class TestListPoolsOverSockets:
         ] * 5
         assert [r.query for r in recorded] == [
             "",
-            "status=Creating",
+            "status=creating",
             "workspaceId=ws-1",
-            "status=Abnormal&workspaceId=ws-1",
+            "status=failed&workspaceId=ws-1",
             "labelSelector=os.modelarts%2Fname%3DProd%20A",
         ]
 
@@ -896,3 +903,83 @@ class TestParseRetryAfter:
     def test_cases(self, value: str | None, expected: float | None) -> None:
         """Delta-seconds and HTTP dates (from ``now``) give seconds, never negative; junk None."""
         assert parse_retry_after(value, OCT_21_2015_0728_UTC - 3.0) == expected
+
+
+def limited(attempts: int | None = None, time_left: float | None = None) -> Call:
+    """A workload statistics call under ``CallLimits(attempts, time_left)``."""
+    return lambda client: client.workload_statistics("pool-a", CallLimits(attempts, time_left))
+
+
+class TestCallLimits:
+    """The poller's bounds on one call: attempts, and a deadline for the cycle."""
+
+    def test_one_attempt_means_no_retry(self) -> None:
+        """``attempts=1`` sends a retryable failure back at once, without a retry."""
+        harness = Harness(reply(503, {"error_code": "APIGW.0203"}), reply(200, WORKLOAD_BODY))
+        with pytest.raises(ApiError):
+            harness.run(limited(attempts=1))
+        assert len(harness.requests) == 1
+        assert harness.sleeps == []
+
+    def test_no_limits_keep_the_retry_policy(self) -> None:
+        """Without limits the policy's attempts apply (the same answers succeed)."""
+        harness = Harness(reply(503, {"error_code": "APIGW.0203"}), reply(200, WORKLOAD_BODY))
+        assert harness.run(limited()) == WORKLOAD
+        assert len(harness.requests) == 2
+
+    def test_a_retry_after_the_deadline_is_not_made(self) -> None:
+        """A 429 asking to come back in 2 s with 1 s left: the 429 is raised at once, noted
+        as given up, with no sleep and no second request."""
+        throttled = reply(429, {"error_code": "APIGW.0308"}, headers={"Retry-After": "2"})
+        harness = Harness(throttled, reply(200, WORKLOAD_BODY))
+        with pytest.raises(ThrottledError) as raised:
+            harness.run(limited(time_left=1.0))
+        assert raised.value.code == "APIGW.0308"
+        assert any("deadline" in note for note in raised.value.__notes__)
+        assert harness.sleeps == []
+        assert len(harness.requests) == 1
+
+    def test_a_retry_before_the_deadline_is_made(self) -> None:
+        """With time left after the Retry-After, the retry goes out."""
+        throttled = reply(429, {"error_code": "APIGW.0308"}, headers={"Retry-After": "2"})
+        harness = Harness(throttled, reply(200, WORKLOAD_BODY))
+        assert harness.run(limited(time_left=30.0)) == WORKLOAD
+        assert len(harness.requests) == 2
+
+    def test_an_answer_later_than_the_deadline_is_not_waited_for(self) -> None:
+        """An answer that would come after the deadline (but within ``timeout``) is cut
+        there: deadline_exceeded, not timeout, after about the time that was left."""
+
+        async def late(request: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(2.0)
+            return httpx.Response(200, json=WORKLOAD_BODY)
+
+        harness = Harness(late, timeout=5.0)
+        started = time.monotonic()
+        with pytest.raises(TransportError) as raised:
+            harness.run(limited(time_left=0.2))
+        assert raised.value.code == "deadline_exceeded"
+        assert time.monotonic() - started < 1.5
+
+    def test_a_retry_cut_by_the_deadline_reports_the_earlier_answer(self) -> None:
+        """A 503, then a retry whose answer would come after the deadline: the 503 is
+        raised (it says more than "out of time"), noted as given up."""
+
+        async def late(request: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(2.0)
+            return httpx.Response(200, json=WORKLOAD_BODY)
+
+        harness = Harness(reply(503, {"error_code": "APIGW.0203"}), late, timeout=5.0)
+        with pytest.raises(ApiError) as raised:
+            harness.run(limited(time_left=0.3))
+        assert raised.value.code == "APIGW.0203"
+        assert any("deadline" in note for note in raised.value.__notes__)
+        assert len(harness.requests) == 2
+
+    def test_no_time_left_sends_nothing(self) -> None:
+        """A call made after its deadline fails as deadline_exceeded without a request."""
+        harness = Harness(reply(200, WORKLOAD_BODY))
+        with pytest.raises(TransportError) as raised:
+            harness.run(limited(time_left=0.0))
+        assert raised.value.code == "deadline_exceeded"
+        assert harness.requests == []

@@ -461,7 +461,7 @@ class TestDiscovery:
         assert first.pools == ("pool-static",)
         assert first.discovery is not None
         assert first.discovery.workspace_id == "0"
-        assert first.discovery.status == "Running"
+        assert first.discovery.status == "created"
         assert first.discovery.label_selector == "os.modelarts/name=Prod A"
         assert [p.pattern for p in first.discovery.include] == ["gpu-.*", "Prod .*"]
         assert [p.pattern for p in first.discovery.exclude] == [".*-test"]
@@ -515,7 +515,7 @@ class TestDiscovery:
             pytest.param("{workspace_id: 0}", ("0", None, None), id="zero"),
             pytest.param('{workspace_id: "0123"}', ("0123", None, None), id="quoted-digits"),
             pytest.param('{workspace_id: " ws-1 "}', ("ws-1", None, None), id="stripped"),
-            pytest.param("{status: Abnormal}", (None, "Abnormal", None), id="status"),
+            pytest.param("{status: creating}", (None, "creating", None), id="status"),
             pytest.param("{label_selector: a=b}", (None, None, "a=b"), id="label-selector"),
         ],
     )
@@ -526,6 +526,20 @@ class TestDiscovery:
         found = discovery(tmp_path, f"    discovery: {block}\n")
         assert found is not None
         assert (found.workspace_id, found.status, found.label_selector) == expected
+
+    @pytest.mark.parametrize("status", ["Running", "Creating", "CREATED", "Error", "all"])
+    def test_status_takes_the_documented_creation_states_only(
+        self, tmp_path: Path, status: str
+    ) -> None:
+        """ListPools documents its status filter as created, creating or failed (pool
+        creation states, not phases): anything else is refused, naming the key and the
+        values it takes."""
+        with pytest.raises(ConfigError) as raised:
+            discovery(tmp_path, f"    discovery: {{status: {status}}}\n")
+        assert str(raised.value) == (
+            "targets[0].discovery.status: expected one of created, creating, failed"
+            f" (pool creation states), got {status!r}"
+        )
 
     @pytest.mark.parametrize("number", ["42", "0123", "0x1F", "1_000", "1.5"])
     def test_numbers_other_than_zero_are_refused(self, tmp_path: Path, number: str) -> None:
@@ -680,7 +694,7 @@ class TestRedaction:
         assert dumped == plain
         assert dumped["targets"][0]["discovery"] == {
             "workspace_id": "0",
-            "status": "Running",
+            "status": "created",
             "label_selector": "os.modelarts/name=Prod A",
             "include": ["gpu-.*", "Prod .*"],
             "exclude": [".*-test"],

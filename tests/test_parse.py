@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from exporter import parse
 from exporter.errors import ApiError, PollError, ResponseError
 from exporter.models import (
     NODE_STATES,
@@ -760,12 +761,28 @@ class TestPoolList:
         (pool,) = parse_pool_list(body).pools
         assert node_counts(pool) == {(CPU8, "available"): 2.0}
 
-    def test_node_states_that_are_not_lists_or_not_documented_are_ignored(self) -> None:
-        """A node state that is not a list, and an undocumented state, give no nodes."""
+    def test_a_node_state_as_one_object_is_read_as_the_sdk_types_it(self) -> None:
+        """The official SDK types each state of ``status.resources`` as one ``{flavor,
+        count}`` object (``PoolResourceFlavorCount``): read as one entry, as a list is."""
         body = pool_list(
-            pool_item(available={"flavor": T4, "count": 1}, draining=[{"flavor": T4, "count": 1}])
+            pool_item(
+                available={"flavor": T4, "count": 3, "maxCount": 4, "azs": [], "nodePool": "x"},
+                abnormal=[{"flavor": T4, "count": 1}],
+            )
         )
-        assert parse_pool_list(body).pools[0].nodes == ()
+        parsed = parse_pool_list(body)
+        assert node_counts(parsed.pools[0]) == {(T4, "available"): 3.0, (T4, "abnormal"): 1.0}
+        assert parsed.problems == ()
+
+    def test_an_undocumented_state_is_ignored_and_an_unreadable_one_named(self) -> None:
+        """An undocumented node state gives no nodes, quietly (it is not documented); a
+        documented one that is neither a list nor an object gives none, and is named."""
+        body = pool_list(pool_item(draining=[{"flavor": T4, "count": 1}], creating="3"))
+        parsed = parse_pool_list(body)
+        assert parsed.pools[0].nodes == ()
+        assert parsed.problems == (
+            '$.items[0].status.resources.creating: expected a list of objects, got "3"',
+        )
 
     def test_string_counts(self) -> None:
         """Counts given as numeric strings are read as numbers, in spec and status alike."""
@@ -775,8 +792,9 @@ class TestPoolList:
         assert pool.flavors == (PoolFlavor(T4, 4.0, 8.0),)
         assert node_counts(pool) == {(T4, "available"): 4.0}
 
-    def test_flavor_numbers_that_are_not_numbers_are_none(self) -> None:
-        """A spec flavor keeps its row when count or maxCount is not a number (None there)."""
+    def test_flavor_numbers_that_are_not_numbers_are_none_and_named(self) -> None:
+        """A spec flavor keeps its row when count or maxCount is not a number (None there),
+        an entry without a flavor is left out, and each is named in ``problems``."""
         item = pool_item()
         item["spec"] = {
             "resources": [
@@ -785,8 +803,14 @@ class TestPoolList:
                 {"count": 1, "maxCount": 2},
             ]
         }
-        (pool,) = parse_pool_list(pool_list(item)).pools
+        parsed = parse_pool_list(pool_list(item))
+        (pool,) = parsed.pools
         assert pool.flavors == (PoolFlavor(T4, None, None), PoolFlavor(CPU8, 2.0, None))
+        assert parsed.problems == (
+            '$.items[0].spec.resources[0].count: expected a non-negative count, got "many"',
+            "$.items[0].spec.resources[1].maxCount: expected a non-negative count, got {}",
+            "$.items[0].spec.resources[2].flavor: expected a flavor name, got null",
+        )
 
     def test_duplicate_flavor_keeps_first(self) -> None:
         """A flavor listed twice in ``spec.resources`` keeps its first entry."""
@@ -1109,3 +1133,141 @@ class TestUnencodableStrings:
         assert pool.nodes == (("\ufffdcpu", "available", 2.0),)
         rendered = "".join(dataclasses.astuple(pool)[:5]).encode()  # no UnicodeEncodeError
         assert rendered == "pool\ufffdProd\ufffdDed\ufffd\ufffdRun\ufffd".encode()
+
+
+# ------------------------------------------------------------- never a silent zero
+
+#: A ListPools item with every documented field, both node-count shapes among its states.
+FULL_POOL = {
+    "metadata": {
+        "name": "pool-a",
+        "labels": {"os.modelarts/name": "shared", "os.modelarts/workspace.id": "0"},
+    },
+    "spec": {"type": "Dedicate", "resources": [{"flavor": T4, "count": 4, "maxCount": 8}]},
+    "status": {
+        "phase": "Running",
+        "resources": {
+            "available": [{"flavor": T4, "count": 3}],
+            "abnormal": {"flavor": T4, "count": 1},
+            "creating": [],
+            "deleting": [],
+        },
+    },
+}
+
+_NOT_A_NUMBER = st.text().filter(lambda text: parse._number(text) is None)
+#: Values of the wrong type for each kind of documented field.
+WRONG = {
+    "number": st.one_of(st.booleans(), st.lists(st.integers(), max_size=2), _NOT_A_NUMBER),
+    "count": st.one_of(
+        st.booleans(),
+        st.dictionaries(st.text(), st.integers(), max_size=2),
+        st.integers(-9, -1),
+        _NOT_A_NUMBER,
+    ),
+    "string": st.one_of(st.integers(), st.booleans(), st.lists(st.text(), max_size=2)),
+    "flag": st.one_of(
+        st.integers(),
+        st.lists(st.booleans(), max_size=1),
+        st.text().filter(lambda t: t.lower() not in ("true", "false")),
+    ),
+    "list": st.one_of(st.integers(), st.text(), st.booleans()),
+}
+_SPEC = ("specs", 1)
+_POOL = ("items", 0)
+#: (parser, body, path in the body, kind) for each documented field of the three answers.
+FIELDS: list[tuple[Callable[[Any], object], Any, tuple[str | int, ...], str]] = [
+    *[
+        (parse_workload_statistics, json.loads(WORKLOAD_BODY), path, "count")
+        for path in [
+            ("statistics", "items", 0, "total"),
+            *(("statistics", "items", 0, "status", s) for s in DOCUMENTED_STATUSES),
+        ]
+    ],
+    (
+        parse_workload_statistics,
+        json.loads(WORKLOAD_BODY),
+        ("statistics", "items", 0, "type"),
+        "string",
+    ),
+    *[
+        (parse_resource_specs, json.loads(SPECS_SAMPLE), (*_SPEC, key), kind)
+        for key, kind in [
+            ("spec_code", "string"),
+            ("no_resource", "flag"),
+            ("gpu_num", "number"),
+            ("core", "number"),
+            ("cpu", "number"),
+            ("max_num", "number"),
+            ("unit_num", "number"),
+        ]
+    ],
+    (parse_resource_specs, json.loads(SPECS_SAMPLE), ("spec_total_count",), "count"),
+    (parse_resource_specs, json.loads(SPECS_SAMPLE), ("is_success",), "flag"),
+    *[
+        (parse_pool_list, {"kind": "PoolList", "items": [FULL_POOL]}, (*_POOL, *path), kind)
+        for path, kind in [
+            (("metadata", "name"), "string"),
+            (("metadata", "labels", "os.modelarts/name"), "string"),
+            (("metadata", "labels", "os.modelarts/workspace.id"), "string"),
+            (("spec", "type"), "string"),
+            (("spec", "resources"), "list"),
+            (("spec", "resources", 0, "flavor"), "string"),
+            (("spec", "resources", 0, "count"), "count"),
+            (("spec", "resources", 0, "maxCount"), "count"),
+            (("status", "phase"), "string"),
+            (("status", "resources", "available"), "list"),
+            (("status", "resources", "available", 0, "flavor"), "string"),
+            (("status", "resources", "available", 0, "count"), "count"),
+            (("status", "resources", "abnormal", "count"), "count"),
+        ]
+    ],
+]
+
+
+def _json_path(path: tuple[str | int, ...]) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _without_problems(result: object) -> object:
+    if dataclasses.is_dataclass(result) and hasattr(result, "problems"):
+        return dataclasses.replace(result, problems=())  # type: ignore[type-var]
+    return result
+
+
+class TestNeverSilent:
+    @pytest.mark.parametrize(
+        ("parser", "body", "path", "kind"),
+        FIELDS,
+        ids=[
+            f"{parser.__name__.removeprefix('parse_')}:{_json_path(path)}"
+            for parser, _, path, _ in FIELDS
+        ],
+    )
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=st.data())
+    def test_a_wrong_type_is_read_right_or_counted(
+        self,
+        parser: Callable[[Any], object],
+        body: Any,
+        path: tuple[str | int, ...],
+        kind: str,
+        data: st.DataObject,
+    ) -> None:
+        """Any documented field given a value of the wrong type yields what the original
+        gave, or an error (the whole answer refused), or the answer with that field's JSON
+        path in ``problems``: never a quiet zero or a quietly missing series."""
+        mutated = copy.deepcopy(body)
+        holder = mutated
+        for step in path[:-1]:
+            holder = holder[step]
+        holder[path[-1]] = data.draw(WRONG[kind])
+        where = _json_path(path)
+        try:
+            result = parser(mutated)
+        except PollError:
+            return  # refused as a whole: counted and logged by the poller
+        if _without_problems(result) == parser(body):
+            return
+        problems = getattr(result, "problems", ())
+        assert any(p.startswith(where) for p in problems), (where, problems)

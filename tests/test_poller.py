@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from collections.abc import Callable
 
 import pytest
 import structlog
 
 from exporter.errors import AuthError, ErrorDetail, NotFoundError, TransportError
+from exporter.logs import make_logger
 from exporter.models import (
+    NO_LIMITS,
     Api,
+    CallLimits,
     ItemKey,
     ItemState,
     JobTypeStatistics,
@@ -54,9 +59,14 @@ class FakeSource:
         self.delay = delay
         self.in_flight = 0
         self.max_in_flight = 0
+        #: The limits of each call, by item, in call order.
+        self.limits: dict[str, list[CallLimits]] = {}
 
-    async def workload_statistics(self, pool: str) -> WorkloadStatistics:
+    async def workload_statistics(
+        self, pool: str, limits: CallLimits = NO_LIMITS
+    ) -> WorkloadStatistics:
         self.calls.append(pool)
+        self.limits.setdefault(pool, []).append(limits)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -65,8 +75,9 @@ class FakeSource:
         finally:
             self.in_flight -= 1
 
-    async def resource_specs(self, job_type: str) -> ResourceSpecs:
+    async def resource_specs(self, job_type: str, limits: CallLimits = NO_LIMITS) -> ResourceSpecs:
         self.calls.append(job_type)
+        self.limits.setdefault(job_type, []).append(limits)
         return ResourceSpecs(0.0, ())
 
     async def list_pools(
@@ -75,6 +86,7 @@ class FakeSource:
         workspace_id: str | None = None,
         status: str | None = None,
         label_selector: str | None = None,
+        limits: CallLimits = NO_LIMITS,
     ) -> PoolList:
         """Only a target with discovery lists pools (``DiscoveringSource`` answers it)."""
         raise AssertionError("a target without discovery never calls ListPools")
@@ -142,6 +154,94 @@ def make_poller(
 
 def by_pool(snapshot: Snapshot) -> dict[str, ItemState]:
     return {item.key.target: item for item in snapshot.items}
+
+
+def timed_out() -> TransportError:
+    return TransportError(ErrorDetail(message="no answer within 10s"), "timeout")
+
+
+class TestOneItemNeverHoldsUpTheOthers:
+    def test_a_probe_is_sent_once_while_others_could_probe(self) -> None:
+        """The first probe gets one attempt (its retries could hold up every other item);
+        when it fails without proof the next item probes, and the rest keep their retries."""
+        source = FakeSource(
+            {"a": raises(timed_out()), "b": returns(stats(2)), "c": returns(stats(3))}
+        )
+        poller, _ = make_poller(source, ["a", "b", "c"], FakeClock())
+        items = by_pool(asyncio.run(poller.run_cycle()))
+        assert source.calls == ["a", "b", "c"]
+        assert [lim.attempts for lim in source.limits["a"]] == [1]
+        assert [lim.attempts for lim in source.limits["c"]] == [None]
+        assert (items["a"].error_code, items["b"].success, items["c"].success) == (
+            "timeout",
+            True,
+            True,
+        )
+
+    def test_a_lone_item_keeps_its_retries(self) -> None:
+        """An item that is the only one left to probe keeps the retry policy's attempts."""
+        source = FakeSource({"a": returns(stats(1))})
+        poller, _ = make_poller(source, ["a"], FakeClock())
+        asyncio.run(poller.run_cycle())
+        assert [lim.attempts for lim in source.limits["a"]] == [None]
+
+    def test_an_item_that_failed_on_its_own_is_probed_last(self) -> None:
+        """An item whose own request failed without proof (timeout, 429, 5xx) goes after
+        the others next cycle, and back in its place once it answers again."""
+        clock = FakeClock()
+        source = FakeSource(
+            {"a": raises(timed_out()), "b": returns(stats(2)), "c": returns(stats(3))}
+        )
+        poller, _ = make_poller(source, ["a", "b", "c"], clock)
+        asyncio.run(poller.run_cycle())
+        source.calls.clear()
+        clock.now += 60
+        asyncio.run(poller.run_cycle())
+        assert source.calls == ["b", "c", "a"]
+        source.behaviours["a"] = returns(stats(1))
+        asyncio.run(poller.run_cycle())
+        source.calls.clear()
+        asyncio.run(poller.run_cycle())
+        assert source.calls[0] == "a"
+
+    def test_every_call_has_the_time_left_before_the_cycle_deadline(self) -> None:
+        """Each call is given the time left before the cycle's deadline, 90 % of the
+        interval from the cycle's start, on the poller's clock."""
+        clock = FakeClock()
+        source = FakeSource({"a": returns(stats(1)), "b": returns(stats(2))})
+        poller, _ = make_poller(source, ["a", "b"], clock, interval=20.0)
+        asyncio.run(poller.run_cycle())
+        lefts = [lim.time_left for calls in source.limits.values() for lim in calls]
+        assert lefts == [pytest.approx(18.0), pytest.approx(18.0)]
+
+
+class TestPartlyUnreadable:
+    def test_unreadable_fields_are_counted_and_logged_and_the_rest_served(self) -> None:
+        """An answer with fields that could not be read is served as read (success), and
+        counted once as invalid_field, and logged with the fields' JSON paths."""
+        problem = "$.specs[0].gpu_num: expected a number, got true"
+
+        class Specs(FakeSource):
+            async def resource_specs(
+                self, job_type: str, limits: CallLimits = NO_LIMITS
+            ) -> ResourceSpecs:
+                return ResourceSpecs(2.0, (), problems=(problem,))
+
+        out = io.StringIO()
+        ledger = RequestLedger()
+        key = ItemKey(PROJECT, Api.RESOURCE_SPECS, "train")
+        log = make_logger("debug", "json", stream=out)
+        target = TargetPoller(PROJECT, [key], Specs({}), 1, FakeClock(), ledger, log)
+        (item,) = asyncio.run(poller_of([target], FakeClock(), ledger).run_cycle()).items
+        assert item.success
+        assert item.data == ResourceSpecs(2.0, (), problems=(problem,))
+        assert ledger.errors[(PROJECT, "resource_specs", "invalid_field")] == 1
+        (line,) = [json.loads(raw) for raw in out.getvalue().splitlines() if "unreadable" in raw]
+        assert (line["event"], line["problems"], line["target"]) == (
+            "response_partly_unreadable",
+            [problem],
+            "train",
+        )
 
 
 class TestIsolation:

@@ -9,7 +9,7 @@ import time
 from exporter.config import Discovery
 from exporter.discovery import PoolDiscovery
 from exporter.errors import ErrorDetail, NotFoundError, TransportError
-from exporter.models import Api, ItemKey, ItemState, Pool, PoolList, Snapshot
+from exporter.models import NO_LIMITS, Api, CallLimits, ItemKey, ItemState, Pool, PoolList, Snapshot
 from exporter.poller import Poller, Publish, RequestLedger, SystemClock, TargetPoller, _Outcome
 from tests.test_poller import (
     LOG,
@@ -46,6 +46,7 @@ class DiscoveringSource(FakeSource):
         workspace_id: str | None = None,
         status: str | None = None,
         label_selector: str | None = None,
+        limits: CallLimits = NO_LIMITS,
     ) -> PoolList:
         self.calls.append("list_pools")
         if self.failure is not None:
@@ -378,12 +379,15 @@ class TestPublishing:
             calls = 0
 
             async def poll(
-                self, previous: dict[ItemKey, ItemState], tick: float | None = None
+                self,
+                previous: dict[ItemKey, ItemState],
+                tick: float | None = None,
+                deadline: float | None = None,
             ) -> list[_Outcome]:
                 Crashing.calls += 1
                 if Crashing.calls == 2:
                     raise KeyError("bug")
-                return await super().poll(previous, tick)
+                return await super().poll(previous, tick, deadline)
 
         key = ItemKey(OTHER, Api.WORKLOAD_STATISTICS, "b")
         crashing = Crashing(

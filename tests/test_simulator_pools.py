@@ -170,11 +170,12 @@ class TestListPools:
         assert listed(client, sim, clock, workspaceId="ws-2") == []
 
     def test_status_filter(self, sim: Simulator, client: httpx.Client, clock: FakeClock) -> None:
-        """status keeps the pools in that phase only; empty status keeps all."""
+        """status keeps the pools in that creation state only (a pool in Creating is being
+        created, one in Error failed, the others are created); empty status keeps all."""
         sim.set_pool_info(PROJECT, "pool-b", phase="Creating")
-        assert listed(client, sim, clock, status="Creating") == ["pool-b"]
-        assert listed(client, sim, clock, status="Running") == ["pool-a"]
-        assert listed(client, sim, clock, status="Error") == []
+        assert listed(client, sim, clock, status="creating") == ["pool-b"]
+        assert listed(client, sim, clock, status="created") == ["pool-a"]
+        assert listed(client, sim, clock, status="failed") == []
         assert listed(client, sim, clock, status="") == ["pool-a", "pool-b"]
 
     @pytest.mark.parametrize(
@@ -256,7 +257,7 @@ class TestListPools:
     @pytest.mark.parametrize(
         ("sent", "signed"),
         [
-            ("workspaceId=0&status=Running", "status=Running&workspaceId=0"),
+            ("workspaceId=0&status=created", "status=created&workspaceId=0"),
             ("labelSelector=os.modelarts/name=a+b", "labelSelector=os.modelarts%2Fname%3Da%20b"),
         ],
     )

@@ -147,6 +147,11 @@ def _label_selector(text: str) -> list[tuple[str, str]] | None:
     return terms
 
 
+#: A pool's creation state (ListPools' ``status`` filter) by its phase: as the simulator
+#: models it, a pool in Creating is being created, one in Error failed, the rest are created.
+_CREATION_STATE = {"Creating": "creating", "Error": "failed"}
+
+
 def _pools_answer(infos: Mapping[str, _PoolInfo] | None, params: Mapping[str, str]) -> _Response:
     """ListPools: ``infos`` is None for an unknown project; items sorted by name."""
     if infos is None:
@@ -158,12 +163,12 @@ def _pools_answer(infos: Mapping[str, _PoolInfo] | None, params: Mapping[str, st
             " key=value terms are supported."
         )
     workspace = params.get("workspaceId") or "0"
-    phase = params.get("status") or None
+    state = params.get("status") or None
     items = [
         info.item(name)
         for name, info in sorted(infos.items())
         if info.workspace_id == workspace
-        and phase in (None, info.phase)
+        and state in (None, _CREATION_STATE.get(info.phase, "created"))
         and all(info.labels().get(key) == value for key, value in selector)
     ]
     return _json(200, {"kind": "PoolList", "apiVersion": "v2", "metadata": {}, "items": items})

@@ -88,6 +88,9 @@ class BoundedBody:
     def _keep(self, data: bytes) -> None:
         self._size += len(data)
         if self._size > self._limit:
+            # Let go of what was read now: the error's traceback keeps this object alive
+            # (a retry may hold the error while it reads the next body).
+            self._parts.clear()
             raise BodyTooLarge
         if data:
             self._parts.append(data)

@@ -185,7 +185,8 @@ class ModelArtsClient:
                     # The earlier answer says more than "out of time" does.
                     last.add_note("gave up: the deadline came during the next attempt")
                     raise last from None
-                last = error
+                # Without its traceback: its frames hold the attempt's buffers.
+                last = error.with_traceback(None)
                 if not error.retryable or attempt >= attempts:
                     raise
                 delay = backoff_delay(error, attempt, self._retry, self._rng)

@@ -424,7 +424,7 @@ def unknown_keys(matrix: Matrix) -> None:
 
 def specs_not_numbers(matrix: Matrix) -> None:
     specs = default_specs("train")
-    specs[2]["gpu_num"] = "eight"  # not a number: that series is dropped
+    specs[2]["gpu_num"] = "eight"  # not a number: that series is dropped, and counted
     specs[2]["max_num"] = None
     specs[3]["core"] = " 64 "  # a numeric string: read as 64
     matrix.sim.set_specs(PROJECT, "train", specs)
@@ -477,6 +477,8 @@ class Row:
         refused target's backoff."""
         if self.code is None:
             return ()
+        if self.code == "invalid_field":  # served all the same: no poll_failed
+            return ("response_partly_unreadable",)
         throttled = ("request_budget_throttled",) if self.http == "429" else ()
         backoff = ("target_backoff_after_refusal",) if self.backoff else ()
         return ("poll_failed", *throttled, *backoff)
@@ -556,7 +558,7 @@ ROWS = (
     Row("count-is-negative", bad_body(-3), "invalid_response", "200", message=RUNNING),
     Row("count-is-nested-garbage", bad_body({"value": [2, {"x": None}]}),
         "invalid_response", "200", message=RUNNING),
-    Row("spec-field-not-a-number", specs_not_numbers, outcome=DATA,
+    Row("spec-field-not-a-number", specs_not_numbers, "invalid_field", "200", outcome=DATA,
         items=(Item(PROJECT, SPECS, "train"),), clear=restore),
     Row("oversized-body", on_main(Fault(path_contains=ON_FAULTY, variant="oversized")),
         "response_too_large", "200", message="response body larger than 4194304 bytes"),

@@ -210,7 +210,7 @@ class ModelArtsClient:
         try:
             async with asyncio.timeout(min(self._timeout, time_left)):
                 async with self._http.stream("GET", url) as response:
-                    raw = await self._read(response)
+                    raw = await self._body(response)
         except (TimeoutError, httpx.TimeoutException):
             self._observe(api, "none")
             if cut:
@@ -235,6 +235,16 @@ class ModelArtsClient:
                 self._budget.throttled(failure.retry_after)
             raise failure
         return _Body(raw, response.status_code, request_id)
+
+    async def _body(self, response: httpx.Response) -> bytes:
+        """The body of a success, or ``ResponseError``; of an error status, what could be
+        read: the status says enough (a 401 must be a refusal whatever its body)."""
+        try:
+            return await self._read(response)
+        except ResponseError:
+            if 200 <= response.status_code < 300:
+                raise
+            return b""
 
     async def _read(self, response: httpx.Response) -> bytes:
         declared = response.headers.get("Content-Length", "")

@@ -140,6 +140,9 @@ class RequestLedger:
 class _Outcome:
     state: ItemState
     reached: bool
+    #: Whether the item's own request failed in a way worth retrying (throttled, timed out,
+    #: 5xx, out of time): it goes last, or first when out of time, next cycle (``_place``).
+    retryable: bool = False
 
 
 class TargetPoller:
@@ -176,9 +179,9 @@ class TargetPoller:
         self._refusal_backoff = refusal_backoff
         self._refusals = 0
         self._resume_at = 0.0
-        #: Items whose own request failed last cycle without proving anything (throttled,
-        #: timed out, 5xx): probed last, so that their retries never hold up the others.
-        self._troubled: frozenset[ItemKey] = frozenset()
+        #: Where each item goes in the next cycle's order (``_place``): first if it ran out
+        #: of time last cycle, last if its own request failed without proving anything.
+        self._places: dict[ItemKey, tuple[int, float]] = {}
         self._source = source
         self._limit = asyncio.Semaphore(max_concurrency)
         self._clock = clock
@@ -258,8 +261,16 @@ class TargetPoller:
         any answer proves nothing about the credentials.
 
         ``deadline`` (monotonic) bounds the cycle: no request starts, and none is waited
-        for, after it (``CallLimits``); an item out of time fails for this cycle.
+        for, after it (``CallLimits``); an item out of time fails for this cycle and goes
+        first in the next, so that a cycle short of time never starves the same items.
         """
+        outcomes = await self._cycle(previous, tick, deadline)
+        self._places = {o.state.key: _place(o) for o in outcomes}
+        return outcomes
+
+    async def _cycle(
+        self, previous: dict[ItemKey, ItemState], tick: float | None, deadline: float | None
+    ) -> list[_Outcome]:
         now = self._clock.monotonic()
         tick = now if tick is None else tick
         due = self._discovery is not None and self._discovery.due(now)
@@ -275,7 +286,8 @@ class TargetPoller:
                 return [*outcomes, *(self._skipped(k, previous.get(k), code) for k in pending)]
             key = pending[0]
             done.add(key)
-            once = 1 if len(pending) > 1 else None
+            # Sent once while another item could probe after it.
+            once = 1 if len(pending) > 1 and len(outcomes) < PROBES - 1 else None
             result = await self._poll_one(key, previous.get(key), now, deadline, once)
             if isinstance(result, _Refused):
                 self._back_off_after_refusal(tick)
@@ -293,9 +305,7 @@ class TargetPoller:
             self._back_off_after_refusal(tick)
         elif any(o.reached for o in (*outcomes, *results)):
             self._refusals = 0
-        everything = [*outcomes, *results]
-        self._troubled = frozenset(o.state.key for o in everything if _troubled(o))
-        return everything
+        return [*outcomes, *results]
 
     def _pending(self, done: set[ItemKey], discover: bool) -> list[ItemKey]:
         """Items not yet polled this cycle: ``items``, and discovery when due.
@@ -304,7 +314,7 @@ class TargetPoller:
         cycle; later refreshes go last, with the rest, so that a slow or failing ListPools
         never holds up the pools already known (new ones are polled from the next cycle).
         """
-        keys = sorted(self.items, key=lambda k: k in self._troubled)  # stable: config order
+        keys = sorted(self.items, key=lambda k: self._places.get(k, (NEUTRAL, 0.0)))  # stable
         if discover and self._discovery is not None:
             key = self._discovery.key
             keys = [*keys, key] if self._discovery.listed else [key, *keys]
@@ -383,7 +393,7 @@ class TargetPoller:
             gone = isinstance(error, NotFoundError) and error.pool_gone
             self._tell_discovery(key, cycle_started, gone=gone)
             state = _failed(key, before, wall, duration, error.code, keep=not gone)
-            outcome = _Outcome(state, reached=_reached(error))
+            outcome = _Outcome(state, reached=_reached(error), retryable=error.retryable)
             return _Refused(outcome) if isinstance(error, AuthError) else outcome
         except Exception:  # noqa: BLE001 - a bug must cost one item, never the loop
             self._log.exception("poll_crashed", api=key.api.value, target=key.target)
@@ -474,10 +484,18 @@ def _failed(
     )
 
 
-def _troubled(outcome: _Outcome) -> bool:
-    """Whether the item's own request failed without proving anything (not skipped)."""
-    code = outcome.state.error_code or ""
-    return not outcome.state.success and not outcome.reached and not code.startswith("skipped_")
+#: Places in a cycle's order (``_place``); equal ones keep the configured order.
+OUT_OF_TIME, NEUTRAL, TROUBLED = 0, 1, 2
+
+
+def _place(outcome: _Outcome) -> tuple[int, float]:
+    """Where the item goes next cycle: first if it ran out of time, the oldest data first
+    (so a cycle short of time takes turns rather than starving the same items); last if its
+    own request failed without proving anything (throttled, timed out, 5xx: its retries
+    must not hold up the others); else in its configured place."""
+    if outcome.state.error_code == "deadline_exceeded":
+        return (OUT_OF_TIME, outcome.state.last_success or 0.0)
+    return (TROUBLED if outcome.retryable and not outcome.reached else NEUTRAL, 0.0)
 
 
 def _reached(error: PollError) -> bool:

@@ -609,14 +609,40 @@ class TestBodyLimits:
         assert harness.observed == [(Api.WORKLOAD_STATISTICS, "200")]
 
     def test_large_error_body(self) -> None:
-        """An oversized error body is refused like any other, without retrying."""
-        body = RecordingStream(chunks=100, size=1024)
-        harness = Harness(lambda request: httpx.Response(503, stream=body), max_body_bytes=2048)
-        with pytest.raises(ResponseError) as info:
+        """An oversized error body is read no further than the limit, and the status
+        decides what it is: a 503 (retried), not response_too_large."""
+        bodies = [RecordingStream(chunks=100, size=1024) for _ in range(3)]
+        harness = Harness(
+            *(lambda request, b=b: httpx.Response(503, stream=b) for b in bodies),
+            max_body_bytes=2048,
+        )
+        with pytest.raises(ApiError) as info:
             harness.run(stats)
-        assert info.value.code == "response_too_large"
-        assert info.value.detail.http_status == 503
-        assert body.served == 3
+        assert (info.value.code, info.value.detail.http_status) == ("http_error", 503)
+        assert [b.served for b in bodies] == [3, 3, 3]
+        assert len(harness.requests) == 3
+
+    @pytest.mark.parametrize(
+        ("headers", "content"),
+        [
+            pytest.param({"Content-Encoding": "br"}, b"\x1b\x00", id="unsupported-encoding"),
+            pytest.param({"Content-Encoding": "gzip"}, b"", id="empty-gzip"),
+            pytest.param({"Content-Encoding": "gzip"}, b"not gzip", id="broken-gzip"),
+            pytest.param({}, b"x" * 4096, id="too-large"),
+        ],
+    )
+    def test_a_401_is_a_refusal_whatever_its_body(
+        self, headers: dict[str, str], content: bytes
+    ) -> None:
+        """A 401 whose body cannot be read (an encoding not read, a broken or empty gzip,
+        too large) is still a refusal, AuthError, never retried: read as a body error, it
+        would let the poller send more requests with a refused key."""
+        harness = Harness(
+            lambda request: httpx.Response(401, headers=headers, stream=httpx.ByteStream(content)),
+            max_body_bytes=2048,
+        )
+        with pytest.raises(AuthError):
+            harness.run(stats)
         assert len(harness.requests) == 1
 
 

@@ -92,6 +92,21 @@ class FakeSource:
         raise AssertionError("a target without discovery never calls ListPools")
 
 
+class TimedSource(FakeSource):
+    """A FakeSource that keeps its calls' deadlines as the client does: a call with less
+    time left than its answer takes fails as deadline_exceeded, after the time it had."""
+
+    async def workload_statistics(
+        self, pool: str, limits: CallLimits = NO_LIMITS
+    ) -> WorkloadStatistics:
+        left = limits.time_left
+        if left is not None and left < self.delay:
+            self.calls.append(pool)
+            await asyncio.sleep(max(left, 0.0))
+            raise TransportError(ErrorDetail(message="out of time"), "deadline_exceeded")
+        return await super().workload_statistics(pool, limits)
+
+
 def returns(value: WorkloadStatistics) -> Behaviour:
     return lambda: value
 
@@ -203,6 +218,47 @@ class TestOneItemNeverHoldsUpTheOthers:
         source.calls.clear()
         asyncio.run(poller.run_cycle())
         assert source.calls[0] == "a"
+
+    def test_probes_that_all_fail_do_not_hide_the_healthy_items(self) -> None:
+        """Three items at the front time out: this cycle skips the rest (no proof), and the
+        next probes a healthy item first, so every healthy item is polled."""
+        bad = {p: raises(timed_out()) for p in "abc"}
+        source = FakeSource({**bad, "d": returns(stats(4)), "e": returns(stats(5))})
+        poller, _ = make_poller(source, list("abcde"), FakeClock())
+        first = by_pool(asyncio.run(poller.run_cycle()))
+        assert (first["d"].error_code, first["e"].error_code) == ("skipped_unreachable",) * 2
+        source.calls.clear()
+        second = by_pool(asyncio.run(poller.run_cycle()))
+        assert source.calls[0] == "d"
+        assert second["d"].success
+        assert second["e"].success
+
+    def test_the_last_probe_keeps_its_retries(self) -> None:
+        """The third probe is the last one that may be sent: nothing would probe after it,
+        so it keeps the retry policy's attempts."""
+        source = FakeSource({p: raises(timed_out()) for p in "abcd"})
+        poller, _ = make_poller(source, list("abcd"), FakeClock())
+        asyncio.run(poller.run_cycle())
+        attempts = {p: [lim.attempts for lim in source.limits[p]] for p in source.limits}
+        assert attempts == {"a": [1], "b": [1], "c": [None]}
+
+    def test_items_out_of_time_go_first_so_none_starves(self) -> None:
+        """Ten pools taking 0.1 s each, one at a time, in a 0.5 s interval: about four fit
+        before the deadline. Those cut there go first in the next cycle, so over three
+        cycles every pool is polled, rather than the same tail never."""
+        source = TimedSource({f"p{i}": returns(stats(i)) for i in range(10)}, delay=0.1)
+        pools = [f"p{i}" for i in range(10)]
+        poller, _ = make_poller(source, pools, SystemClock(), max_concurrency=1, interval=0.5)
+
+        async def three_cycles() -> list[Snapshot]:
+            return [await poller.run_cycle() for _ in range(3)]
+
+        polled: set[str] = set()
+        for snapshot in asyncio.run(three_cycles()):
+            polled |= {i.key.target for i in snapshot.items if i.success}
+            cut = [i.key.target for i in snapshot.items if i.error_code == "deadline_exceeded"]
+            assert cut, "the cycle was expected to run short of time"
+        assert polled == set(pools)
 
     def test_every_call_has_the_time_left_before_the_cycle_deadline(self) -> None:
         """Each call is given the time left before the cycle's deadline, 90 % of the

@@ -32,7 +32,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import yaml
 from structlog.typing import FilteringBoundLogger
@@ -218,8 +218,7 @@ def _probe(path: str, level: str, fmt: str | None) -> int:
     if cfg is None:
         return EXIT_CONFIG
     # The table goes to stdout; the few log lines (credential reads) to stderr.
-    secrets = [s.reveal() for s in config.iter_secrets(cfg)]
-    log = make_logger(level, fmt, secrets, stream=sys.stderr)
+    log = _logger(level, fmt, cfg, stream=sys.stderr)
     from exporter.probe import run_probe  # imported late, as exporter.app is
 
     return run_probe(cfg, log)
@@ -238,9 +237,12 @@ def _web_config(path: str | None, log: FilteringBoundLogger) -> WebConfigFile | 
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def _logger(level: str, fmt: str | None, cfg: config.Config) -> FilteringBoundLogger:
+def _logger(
+    level: str, fmt: str | None, cfg: config.Config, stream: TextIO | None = None
+) -> FilteringBoundLogger:
     """A logger that masks ``cfg``'s secrets; a reload makes one for the new config."""
-    return make_logger(level, fmt, [s.reveal() for s in config.iter_secrets(cfg)])
+    secrets = [s.reveal() for s in config.iter_secrets(cfg)]
+    return make_logger(level, fmt, secrets, stream=stream)
 
 
 def _shard(

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from exporter.config import Discovery
-from exporter.models import Api, ItemKey, PoolList
+from exporter.models import Api, ItemKey, PoolList, problems_of
 
 __all__ = ["DEFAULT_WORKSPACE", "UNPOLLED_PHASES", "PoolDiscovery"]
 
@@ -104,7 +104,7 @@ class PoolDiscovery:
         self._next = now + self.rules.refresh_interval
         self._failures = 0
         self.listed = True
-        return PoolList(taken, problems=found.problems)
+        return PoolList(taken, problems=problems_of(taken))
 
     def failed(self, now: float) -> None:
         """ListPools failed in the cycle that started at ``now``: ask again after 1, 2, 4 ...

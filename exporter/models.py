@@ -6,6 +6,7 @@ cycle and swaps it in whole; the collector and the exposition cache only ever re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -29,6 +30,7 @@ __all__ = [
     "ResourceSpecs",
     "Snapshot",
     "WorkloadStatistics",
+    "problems_of",
 ]
 
 
@@ -130,6 +132,13 @@ class Pool:
     flavors: tuple[PoolFlavor, ...]
     #: (flavor, node state, nodes) from ``status.resources``, summed per flavor and state
     nodes: tuple[tuple[str, str, float], ...]
+    #: Fields of this entry there but unreadable, as "JSON path: what was wrong" (``parse``).
+    problems: tuple[str, ...] = ()
+
+
+def problems_of(pools: Iterable[Pool]) -> tuple[str, ...]:
+    """The unreadable fields of ``pools``' entries (of the pools a target takes, say)."""
+    return tuple(problem for pool in pools for problem in pool.problems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,9 +258,10 @@ class Snapshot:
 class CallLimits:
     """Bounds of one call, set by the poller: at most ``attempts`` attempts (None: the
     retry policy's), none started and none waited for past ``time_left`` seconds from the
-    call (None: no deadline). An attempt cut by the deadline, or one that cannot start
-    before it, fails as ``deadline_exceeded``; a retry that would start after it is not
-    made, and the last error is raised with a note saying so."""
+    call (None: no deadline). A call whose first attempt is cut by the deadline, or cannot
+    start before it, fails as ``deadline_exceeded``. A retry that would start after the
+    deadline is not made, and one cut by it is not waited for: the previous attempt's error
+    is raised then, with a note saying so."""
 
     attempts: int | None = None
     time_left: float | None = None

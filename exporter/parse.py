@@ -37,6 +37,7 @@ from exporter.models import (
     ResourceSpec,
     ResourceSpecs,
     WorkloadStatistics,
+    problems_of,
 )
 
 __all__ = [
@@ -250,14 +251,22 @@ class _Problems:
             self.note(where, "a string", value)
         return _text(value) if isinstance(value, str) else ""
 
+    def objects(self, item: dict[str, Any], where: str, *paths: tuple[str, ...]) -> None:
+        """Note each of ``paths`` inside ``item`` that is there but not an object (what is
+        inside it then reads as absent)."""
+        for path in paths:
+            found = _dig(item, *path)
+            if found is not None and not isinstance(found, dict):
+                self.note(".".join((where, *path)), "an object", found)
+
     def entries(self, value: object, where: str) -> list[tuple[object, str]]:
         """The entries of a list, or the one object given where a list is documented (the
         SDK's shape of ListPools' node counts), each with its path; [] when absent or,
         noted, neither."""
         if isinstance(value, list):
             return [(entry, f"{where}[{index}]") for index, entry in enumerate(value)]
-        if isinstance(value, dict):
-            return [(value, where)]
+        if isinstance(value, dict):  # {} (no nodes in that state) is no entry
+            return [(value, where)] if value else []
         if value is not None:
             self.note(where, "a list of objects", value)
         return []
@@ -340,8 +349,12 @@ def _flavor_rows(
     return rows
 
 
-def _pool(raw: object, where: str, problems: _Problems) -> Pool:
+def _pool(raw: object, where: str) -> Pool:
     item = _object(raw, where)
+    problems = _Problems()
+    problems.objects(
+        item, where, ("metadata", "labels"), ("spec",), ("status",), ("status", "resources")
+    )
     name = _string_at(item, "metadata", "name")
     if not name:
         raise _invalid(f"{where}.metadata.name", "expected a non-empty string")
@@ -368,6 +381,7 @@ def _pool(raw: object, where: str, problems: _Problems) -> Pool:
         phase=_phase(text("status", "phase")),
         flavors=tuple(flavors.values()),
         nodes=tuple((flavor, state, count) for (flavor, state), count in nodes.items()),
+        problems=tuple(problems.found),
     )
 
 
@@ -388,9 +402,8 @@ def parse_pool_list(body: object) -> PoolList:
     items = root.get("items")
     if items is None and root.get("kind") == "PoolList":
         items = []
-    problems = _Problems()
     pools: dict[str, Pool] = {}
     for index, raw in enumerate(_array(items, "$.items")):
-        pool = _pool(raw, f"$.items[{index}]", problems)
+        pool = _pool(raw, f"$.items[{index}]")
         pools.setdefault(pool.name, pool)
-    return PoolList(pools=tuple(pools.values()), problems=tuple(problems.found))
+    return PoolList(pools=tuple(pools.values()), problems=problems_of(pools.values()))

@@ -403,19 +403,24 @@ class TargetPoller:
             state = _failed(key, before, wall, duration, "internal_error", keep=True)
             return _Outcome(state, reached=False)
         duration = self._clock.monotonic() - started
-        if problems := getattr(data, "problems", ()):
-            # Served all the same: what could be read is the item's data.
-            self._ledger.error(self.project_id, key.api, "invalid_field")
-            self._log.warning(
-                "response_partly_unreadable",
-                api=key.api.value,
-                target=key.target,
-                error_code="invalid_field",
-                problems=list(problems[:MAX_PROBLEMS_LOGGED]),
-                unreadable=len(problems),
-            )
+        self._count_problems(key, getattr(data, "problems", ()))
         state = ItemState(key, True, duration, wall, self._clock.wall(), data)
         return _Outcome(state, reached=True)
+
+    def _count_problems(self, key: ItemKey, problems: Sequence[str]) -> None:
+        """Fields of a served answer that could not be read: counted and logged, while what
+        could be read is the item's data."""
+        if not problems:
+            return
+        self._ledger.error(self.project_id, key.api, "invalid_field")
+        self._log.warning(
+            "response_partly_unreadable",
+            api=key.api.value,
+            target=key.target,
+            error_code="invalid_field",
+            problems=list(problems[:MAX_PROBLEMS_LOGGED]),
+            unreadable=len(problems),
+        )
 
     def _tell_discovery(self, key: ItemKey, cycle_started: float, *, gone: bool) -> None:
         """A failed ListPools backs off; a listed pool that does not exist makes the next

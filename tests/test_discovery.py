@@ -83,6 +83,16 @@ class TestAccept:
         assert names(taken) == ["gpu-2", "pool-9", "gpu-0"]
         assert discovery.pool_items == (workload("gpu-0"), workload("gpu-2"), workload("pool-9"))
 
+    def test_only_the_taken_pools_unreadable_fields_are_kept(self) -> None:
+        """Unreadable fields of pools the rules or another shard leave out are not this
+        target's to count: only those of the pools taken stay in ``problems``."""
+        odd = Pool("gpu-1", "", "", "0", "Running", (), (), problems=("$.items[0].spec: x",))
+        left = Pool("cpu-1", "", "", "0", "Running", (), (), problems=("$.items[1].spec: y",))
+        discovery = found(Discovery(include=(re.compile("gpu-.*"),)))
+        taken = discovery.accept(PoolList((odd, left), problems=("both",)), 0)
+        assert names(taken) == ["gpu-1"]
+        assert taken.problems == ("$.items[0].spec: x",)
+
     def test_owns_is_asked_with_the_workload_item(self) -> None:
         """``owns`` decides on each selected pool's workload item; the others are not taken."""
         asked: list[ItemKey] = []

@@ -708,10 +708,14 @@ class TestPoolList:
         assert pool == Pool("pool-a", "", "", "", "Unknown", (), ())
 
     @pytest.mark.parametrize(
-        "item",
+        ("item", "named"),
         [
-            pytest.param({"metadata": {"name": "pool-a", "labels": None}}, id="null-labels"),
-            pytest.param({"metadata": {"name": "pool-a", "labels": ["x"]}}, id="labels-array"),
+            pytest.param({"metadata": {"name": "pool-a", "labels": None}}, [], id="null-labels"),
+            pytest.param(
+                {"metadata": {"name": "pool-a", "labels": ["x"]}},
+                ["$.items[0].metadata.labels"],
+                id="labels-array",
+            ),
             pytest.param(
                 {
                     "metadata": {
@@ -721,18 +725,32 @@ class TestPoolList:
                     "spec": {"type": ["Dedicate"], "resources": "none"},
                     "status": {"phase": None, "resources": []},
                 },
+                [
+                    "$.items[0].metadata.labels.os.modelarts/name",
+                    "$.items[0].metadata.labels.os.modelarts/workspace.id",
+                    "$.items[0].spec.resources",
+                    "$.items[0].spec.type",
+                    "$.items[0].status.resources",
+                ],
                 id="wrong-types",
             ),
             pytest.param(
                 {"metadata": {"name": "pool-a"}, "spec": None, "status": "Running"},
+                ["$.items[0].status"],
                 id="spec-and-status-not-objects",
             ),
         ],
     )
-    def test_odd_optional_fields_are_empty(self, item: object) -> None:
-        """Labels, type, phase and resources of the wrong type read as absent, not as errors."""
-        expected = Pool("pool-a", "", "", "", "Unknown", (), ())
-        assert parse_pool_list(pool_list(item)).pools == (expected,)
+    def test_odd_optional_fields_are_empty_and_named(self, item: object, named: list[str]) -> None:
+        """Labels, type, phase and resources of the wrong type read as absent, not as errors
+        of the whole answer, and each is named in ``problems`` (null is absent: not named)."""
+        parsed = parse_pool_list(pool_list(item))
+        (pool,) = parsed.pools
+        assert dataclasses.replace(pool, problems=()) == Pool(
+            "pool-a", "", "", "", "Unknown", (), ()
+        )
+        assert parsed.problems == pool.problems
+        assert sorted(problem.split(": ")[0] for problem in pool.problems) == sorted(named)
 
     @pytest.mark.parametrize(
         "entry",
@@ -772,6 +790,12 @@ class TestPoolList:
         )
         parsed = parse_pool_list(body)
         assert node_counts(parsed.pools[0]) == {(T4, "available"): 3.0, (T4, "abnormal"): 1.0}
+        assert parsed.problems == ()
+
+    def test_an_empty_object_is_no_nodes_not_a_problem(self) -> None:
+        """``{}`` for a node state (the SDK's object, with no nodes in it) is no entry."""
+        parsed = parse_pool_list(pool_list(pool_item(creating={}, available=[])))
+        assert parsed.pools[0].nodes == ()
         assert parsed.problems == ()
 
     def test_an_undocumented_state_is_ignored_and_an_unreadable_one_named(self) -> None:
@@ -1254,9 +1278,11 @@ class TestNeverSilent:
         kind: str,
         data: st.DataObject,
     ) -> None:
-        """Any documented field given a value of the wrong type yields what the original
-        gave, or an error (the whole answer refused), or the answer with that field's JSON
-        path in ``problems``: never a quiet zero or a quietly missing series."""
+        """Any documented field read as a count, number, flag, list or name, given a value
+        of the wrong type, yields what the original gave, or an error (the whole answer
+        refused), or the answer with that field's JSON path in ``problems``: never a quiet
+        zero or a quietly missing series. (Fields that only become label values, such as
+        ``spec_id`` or ``gpu_type``, take any scalar as its text.)"""
         mutated = copy.deepcopy(body)
         holder = mutated
         for step in path[:-1]:

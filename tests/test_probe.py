@@ -159,6 +159,22 @@ def test_all_answered_prints_ok_rows_and_exits_0(simulator: Simulator, tmp_path:
     assert len(simulator.requests()) == 4
 
 
+def test_unreadable_fields_are_not_ok(simulator: Simulator, tmp_path: Path) -> None:
+    """A spec list with a field the exporter cannot read (it would serve the rest and count
+    invalid_field) is answered, but not ok: the row names the field, and the exit is 1."""
+    specs = default_specs("train")
+    specs[0]["gpu_num"] = "eight"
+    simulator.set_specs(PROJECT, "train", specs)
+    config = write_config(tmp_path, target(simulator, pools=(), job_types=("train",)))
+    result = probe(config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    (row,) = table(result.stdout)
+    assert cells(row, "API", "STATUS", "CODE") == ("QueryJobResourceSpecs", "200", "invalid_field")
+    assert row["WHAT TO DO"].startswith(
+        "answered, but 1 field(s) unreadable, e.g. $.specs[0].gpu_num"
+    )
+
+
 def test_unknown_api_is_a_wrong_region_or_endpoint(simulator: Simulator, tmp_path: Path) -> None:
     """404 APIGW.0101 (the gateway has no such API) says to check region and endpoint; the
     other items are still asked; exit 1."""

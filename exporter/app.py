@@ -276,6 +276,7 @@ class _Wiring:
             region=target.region,
             credentials_read=wired.credentials_read,
             credentials_expiry=wired.credentials_expiry,
+            attempt_timeout=config.timeout,
         )
         return _Wired(target, poller, wired.http_clients)
 

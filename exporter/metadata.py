@@ -10,9 +10,10 @@ them (``huaweicloudsdkcore.auth.internal.MetadataAccessor``)::
 ``MetadataCredentialSource`` fetches them, signs with them until shortly before they expire
 and then fetches new ones: when less than ``min(40 min, half their lifetime)`` is left (the
 SDK refreshes 40 minutes ahead; credentials may last as little as 15 minutes). If the
-metadata service does not answer, the credentials in hand are kept until they expire (the
-failure is logged, and asked again at most every ``retry_after`` seconds); after that each
-request fails with ``metadata_unavailable`` and the target's polls say so. A 401 from
+metadata service does not answer, the credentials in hand are kept until shortly before they
+expire (``USE_BEFORE``; the failure is logged, and asked again at most every ``retry_after``
+seconds); after that each request fails with ``metadata_unavailable`` and the target's polls
+say so. A 401 from
 ModelArts drops the credentials, so the next request fetches them again (never a retry).
 
 A hardened metadata service wants a session token, as the SDK handles it: before the first
@@ -53,6 +54,10 @@ NO_AGENCY = "Please configure Cloud Service Agency first"
 NO_SESSIONS = (404, 405, 503)
 #: The SDK's refresh margin (``_DEFAULT_EXPIRATION_THRESHOLD_SECONDS``).
 REFRESH_BEFORE = 40 * 60.0
+#: Credentials are not signed with in their last seconds (at most a tenth of their
+#: lifetime): a request signed just before the expiry arrives just after it, and its 401
+#: would read as refused credentials rather than a metadata service that is down.
+USE_BEFORE = 10.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,12 @@ class Temporary:
         """When to fetch new ones: ``min(40 min, half the lifetime)`` before expiry."""
         lifetime = self.expires_at - self.fetched_at
         return self.expires_at - min(REFRESH_BEFORE, lifetime / 2)
+
+    def usable_until(self) -> float:
+        """The last moment to sign with them: ``min(10 s, a tenth of the lifetime)`` before
+        expiry."""
+        lifetime = self.expires_at - self.fetched_at
+        return self.expires_at - min(USE_BEFORE, lifetime / 10)
 
 
 def _text(body: dict[str, object], *names: str) -> str:
@@ -147,13 +158,13 @@ class MetadataCredentialSource:
             held = self._held
             if held is not None and now < held.refresh_at():
                 return held.credentials
-            if held is not None and now < held.expires_at and now < self._next_try:
+            if held is not None and now < held.usable_until() and now < self._next_try:
                 return held.credentials
             try:
                 credentials, expires_at = await self._fetch()
             except (TransportError, ResponseError) as error:
                 self._next_try = now + self._retry_after
-                if held is not None and now < held.expires_at:
+                if held is not None and now < held.usable_until():
                     self._log.warning(
                         "metadata_refresh_failed", error=str(error), expires_at=held.expires_at
                     )

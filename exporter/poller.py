@@ -77,6 +77,9 @@ MAX_REFUSAL_BACKOFF = 900.0
 #: A cycle's deadline, as a share of the interval from its start: no request of the cycle
 #: starts, and none is waited for, after it, so that the next cycle starts on time.
 CYCLE_SHARE = 0.9
+#: A cycle also has at least the attempt timeout and this, so that its first request (sent
+#: just after the start) is always waited for as long as the configured ``timeout`` says.
+TIMEOUT_GRACE = 0.25
 
 
 class Clock(Protocol):
@@ -163,8 +166,10 @@ class TargetPoller:
         region: str = "",
         credentials_read: Callable[[], bool] = lambda: True,
         credentials_expiry: Callable[[], float | None] = lambda: None,
+        attempt_timeout: float = 0.0,
     ) -> None:
         self.project_id = project_id
+        self._attempt_timeout = attempt_timeout
         #: The project's region: a label of its series, nothing else.
         self.region = region
         #: Whether the last read of the target's credential files worked (True without).
@@ -262,8 +267,14 @@ class TargetPoller:
 
         ``deadline`` (monotonic) bounds the cycle: no request starts, and none is waited
         for, after it (``CallLimits``); an item out of time fails for this cycle and goes
-        first in the next, so that a cycle short of time never starves the same items.
+        first in the next, so that a cycle short of time never starves the same items. It
+        is never sooner than ``attempt_timeout`` (and a grace) from now: an answer within
+        the configured timeout is always waited for once, even if the interval is shorter
+        (the cycle then overruns, and skips ticks, as it must).
         """
+        if deadline is not None:
+            least = self._clock.monotonic() + self._attempt_timeout + TIMEOUT_GRACE
+            deadline = max(deadline, least)
         outcomes = await self._cycle(previous, tick, deadline)
         self._places = {o.state.key: _place(o) for o in outcomes}
         return outcomes

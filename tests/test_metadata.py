@@ -284,6 +284,35 @@ class TestSessionToken:
         assert "metadata-session-" not in out.getvalue() + str(error)
 
 
+class TestLastSeconds:
+    def test_credentials_about_to_expire_are_not_signed_with(self) -> None:
+        """With the metadata service down, credentials 5 s from expiry are not used (a
+        request signed now would arrive after it: a 401 that reads as refused credentials);
+        the request fails as metadata_unavailable, and none reaches ModelArts."""
+        clock = FakeClock(1_800_000_000.0)
+        sim = agency_simulator(clock)
+
+        async def run() -> tuple[str, str]:
+            async with httpx.AsyncClient(timeout=3) as metadata:
+                source = MetadataCredentialSource(metadata, sim.url, clock, make_logger())
+                auth = MetadataAuth(source, clock)
+                async with httpx.AsyncClient(base_url=sim.url, auth=auth, timeout=3) as api:
+                    first = str((await api.get(WORKLOADS)).status_code)
+                    sim.agency.configure(available=False)
+                    clock.now = (source.expires_at or 0) - 5
+                    try:
+                        await api.get(WORKLOADS)
+                    except PollError as error:
+                        return first, error.code
+                    return first, "sent"
+
+        with sim:
+            outcome = asyncio.run(run())
+            sent = [r for r in sim.requests() if r.path == WORKLOADS]
+        assert outcome == ("200", "metadata_unavailable")
+        assert len(sent) == 1
+
+
 @pytest.mark.e2e
 class TestAgencyOverSockets:
     def test_the_exporter_polls_with_an_agency_and_refreshes_it(self, tmp_path: Path) -> None:

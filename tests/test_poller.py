@@ -260,6 +260,17 @@ class TestOneItemNeverHoldsUpTheOthers:
             assert cut, "the cycle was expected to run short of time"
         assert polled == set(pools)
 
+    def test_the_deadline_leaves_the_first_request_its_whole_timeout(self) -> None:
+        """With a timeout longer than the interval, the cycle's deadline is the timeout and
+        a grace from its start, not 90 % of the interval: an answer within the configured
+        timeout is waited for."""
+        clock, ledger = FakeClock(), RequestLedger()
+        source = FakeSource({"a": returns(stats(1))})
+        key = ItemKey(PROJECT, Api.WORKLOAD_STATISTICS, "a")
+        target = TargetPoller(PROJECT, [key], source, 1, clock, ledger, LOG, attempt_timeout=5.0)
+        asyncio.run(poller_of([target], clock, ledger, interval=1.0).run_cycle())
+        assert [lim.time_left for lim in source.limits["a"]] == [pytest.approx(5.25)]
+
     def test_every_call_has_the_time_left_before_the_cycle_deadline(self) -> None:
         """Each call is given the time left before the cycle's deadline, 90 % of the
         interval from the cycle's start, on the poller's clock."""

@@ -144,8 +144,10 @@ class _Outcome:
     state: ItemState
     reached: bool
     #: Whether the item's own request failed in a way worth retrying (throttled, timed out,
-    #: 5xx, out of time): it goes last, or first when out of time, next cycle (``_place``).
+    #: 5xx): it goes last next cycle (``_place``).
     retryable: bool = False
+    #: Whether the cycle's deadline came first: it goes first next cycle.
+    out_of_time: bool = False
 
 
 class TargetPoller:
@@ -403,8 +405,17 @@ class TargetPoller:
             self._ledger.error(self.project_id, key.api, error.code)
             gone = isinstance(error, NotFoundError) and error.pool_gone
             self._tell_discovery(key, cycle_started, gone=gone)
+            if error.code == OUT_OF_TIME_CODE and before is not None:
+                # Not polled to the end this cycle, which says nothing of the item: its state
+                # stays (its data ages, as when a cycle overran and skipped it).
+                return _Outcome(before, reached=False, out_of_time=True)
             state = _failed(key, before, wall, duration, error.code, keep=not gone)
-            outcome = _Outcome(state, reached=_reached(error), retryable=error.retryable)
+            outcome = _Outcome(
+                state,
+                reached=_reached(error),
+                retryable=error.retryable,
+                out_of_time=error.code == OUT_OF_TIME_CODE,
+            )
             return _Refused(outcome) if isinstance(error, AuthError) else outcome
         except Exception:  # noqa: BLE001 - a bug must cost one item, never the loop
             self._log.exception("poll_crashed", api=key.api.value, target=key.target)
@@ -500,6 +511,8 @@ def _failed(
     )
 
 
+#: The error code of a poll the cycle's deadline cut before any answer (``CallLimits``).
+OUT_OF_TIME_CODE = "deadline_exceeded"
 #: Places in a cycle's order (``_place``); equal ones keep the configured order.
 OUT_OF_TIME, NEUTRAL, TROUBLED = 0, 1, 2
 
@@ -509,7 +522,7 @@ def _place(outcome: _Outcome) -> tuple[int, float]:
     (so a cycle short of time takes turns rather than starving the same items); last if its
     own request failed without proving anything (throttled, timed out, 5xx: its retries
     must not hold up the others); else in its configured place."""
-    if outcome.state.error_code == "deadline_exceeded":
+    if outcome.out_of_time:
         return (OUT_OF_TIME, outcome.state.last_success or 0.0)
     return (TROUBLED if outcome.retryable and not outcome.reached else NEUTRAL, 0.0)
 

@@ -9,6 +9,9 @@ interval and Alertmanager's grouping run 30 times faster, so a 30-minute window 
 Each alert must reach the receiver its severity routes to, firing and then resolved, with the
 counts of one replica (not two) in its description; every alert that Alertmanager should
 inhibit must be seen inhibited there and never reach a receiver; nothing else may arrive.
+Two more projects test the credential alerts: one signs with an AK/SK read from files that
+are rotated (well, then badly), the other with an agency's temporary AK/SK from the
+simulator's metadata service, which goes down for a while.
 A second stack shows a refused key at 200 pools in each of two projects: one page per
 project, and the 400 failing items inhibited.
 """
@@ -20,15 +23,21 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from exporter.simulator import Fault, Simulator, default_specs
+from tests.scripts import mixin
 from tests.stack import (
+    AK,
+    FAST_SCALE,
     POOL_INFO,
     PROJECT,
     RETIRED_POOL,
+    SK,
     Stack,
     StackOptions,
     Webhook,
@@ -46,8 +55,12 @@ UNREACHABLE = "0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"
 THROTTLED = "7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b7b"
 SLOW = "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c"
 REFUSED = ("4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d", "e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1")
-#: Every project's region: cn-north-4, but for the throttled one (alerts keep the region).
-REGIONS = {THROTTLED: "ap-southeast-3"}
+#: Signs with an AK/SK read from files ({file: PATH}), which its test rotates.
+KEY_FILES = "f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1"
+#: Signs with an agency's temporary AK/SK from the simulator's metadata service.
+AGENCY = "a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9"
+#: Every project's region: cn-north-4, but for these (alerts keep the region).
+REGIONS = {THROTTLED: "ap-southeast-3", KEY_FILES: "cn-east-3", AGENCY: "cn-south-1"}
 
 
 def region(project: str) -> str:
@@ -63,6 +76,18 @@ REFUSED_POOLS = tuple(f"pool-{i:03d}" for i in range(200))
 RUNNING = {"train": {"Running": 2, "Completed": 5}}
 
 PAGER, TICKETS, NONE = "modelarts-pager", "modelarts-tickets", "modelarts-none"
+
+#: KEY_FILES' key before and after its rotation (the simulator accepts both throughout).
+FILE_KEYS = (
+    ("FILEKEYA000000000000", "file-secret-key-a-not-real"),
+    ("FILEKEYB000000000000", "file-secret-key-b-not-real"),
+)
+#: The agency's credentials last 15 minutes (as short as they come) in fast time, renewed
+#: when half is left (above ModelArtsCredentialsExpiring's ``left``), plus half a poll
+#: interval: the simulator mints a set when a poll asks, so with a whole number of intervals
+#: that replica's polls would fall on the instant the set expires, and one signed just before
+#: it would be refused on arrival.
+AGENCY_LIFETIME = (15 * 60 + 30) * FAST_SCALE
 
 
 @dataclass(frozen=True)
@@ -97,6 +122,11 @@ def notified(webhook: Webhook, status: str, since: int = 0) -> set[Expected]:
     }
 
 
+def concerning(found: set[Expected], project: str) -> set[Expected]:
+    """The alerts of ``project``, and those of no project at all."""
+    return {e for e in found if dict(e.labels).get("project_id") in (project, None)}
+
+
 def of_project(found: set[Expected], *projects: str) -> set[Expected]:
     return {e for e in found if dict(e.labels).get("project_id") in projects}
 
@@ -111,6 +141,39 @@ def inhibited(stack: Stack, alertname: str, **labels: str) -> list[dict[str, Any
         and alert["status"]["state"] == "suppressed"
         and alert["status"]["inhibitedBy"]
     ]
+
+
+def signed(sim: Simulator, project: str, since: float) -> set[tuple[str | None, int]]:
+    """(access key, status) of the project's requests the simulator answered since
+    ``since`` (Unix time)."""
+    return {
+        (r.access_key, r.status)
+        for r in sim.requests()
+        if r.time >= since and f"/{project}/" in r.path
+    }
+
+
+def first_arrival(webhook: Webhook, alertname: str, status: str, since: int = 0) -> float:
+    """When (monotonic) the first notification of ``alertname`` with ``status`` arrived,
+    counting notified alerts from ``since`` on."""
+    count = 0
+    for arrived, _, body in webhook.log:
+        for alert in body["alerts"]:
+            count += 1
+            if (
+                count > since
+                and alert["labels"]["alertname"] == alertname
+                and alert["status"] == status
+            ):
+                return arrived
+    raise AssertionError(f"no {status} {alertname}")
+
+
+def setting(name: str) -> float:
+    """A knob of deploy/prometheus/settings.yml (``Alert.knob``) in seconds, as the fast
+    stack's rules have it."""
+    value = mixin().load_settings().scaled(FAST_SCALE).lookup(name)
+    return float(value.seconds)
 
 
 def description(webhook: Webhook, alertname: str, **labels: str) -> str:
@@ -138,9 +201,20 @@ def setup(sim: Simulator) -> None:
     sim.set_specs(
         UNREACHABLE, "train", [{**s, "no_resource": False} for s in default_specs("train")]
     )
+    sim.set_access_keys({AK: SK, **dict(FILE_KEYS)})
+    for project in (KEY_FILES, AGENCY):
+        for pool in ("a", "b"):
+            sim.set_pool(project, pool, RUNNING)
+    sim.agency.configure(lifetime=AGENCY_LIFETIME)
 
 
-def targets(sim: Simulator, interval: float) -> list[dict[str, Any]]:
+def write_keys(secrets: Path, access_key: str, secret_key: str) -> None:
+    """KEY_FILES' credential files, as a rotation writes them (one after the other)."""
+    (secrets / "access_key").write_text(access_key + "\n")
+    (secrets / "secret_key").write_text(secret_key + "\n")
+
+
+def targets(sim: Simulator, interval: float, secrets: Path) -> list[dict[str, Any]]:
     main = main_target(sim, interval)
     main["pools"] = [RETIRED_POOL, FLAKY_POOL]
 
@@ -160,6 +234,15 @@ def targets(sim: Simulator, interval: float) -> list[dict[str, Any]]:
         # One request at a time against a slow API: its cycles take far longer than the
         # interval, so its items are polled too seldom (data stale, cycles skipped).
         target(SLOW, SLOW_POOLS, max_concurrency=1),
+        target(
+            KEY_FILES,
+            ("a", "b"),
+            credentials={
+                "access_key": {"file": str(secrets / "access_key")},
+                "secret_key": {"file": str(secrets / "secret_key")},
+            },
+        ),
+        target(AGENCY, ("a", "b"), credentials={"type": "metadata", "url": sim.url}),
     ]
 
 
@@ -174,9 +257,21 @@ def webhook() -> Iterator[Webhook]:
 
 
 @pytest.fixture(scope="module")
-def stack(webhook: Webhook) -> Iterator[Stack]:
+def secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory of KEY_FILES' credential files, holding its first key."""
+    directory = tmp_path_factory.mktemp("secrets")
+    write_keys(directory, *FILE_KEYS[0])
+    return directory
+
+
+@pytest.fixture(scope="module")
+def stack(webhook: Webhook, secrets: Path) -> Iterator[Stack]:
     options = StackOptions(
-        replicas=2, setup=setup, targets=targets, exporter=EXPORTER, webhook_url=webhook.url
+        replicas=2,
+        setup=setup,
+        targets=partial(targets, secrets=secrets),
+        exporter=EXPORTER,
+        webhook_url=webhook.url,
     )
     with running(options) as started:
         wait_for(
@@ -272,6 +367,50 @@ def phase_one_expected(instances: list[str]) -> set[Expected]:
             for instance in instances
         ),
     }  # fmt: skip
+
+
+def signing_with(stack: Stack, access_key: str) -> bool:
+    """Every request of KEY_FILES in the last two poll intervals signed with ``access_key``,
+    and accepted (both replicas poll in that time)."""
+    since = time.time() - 2 * stack.options.interval
+    return signed(stack.simulator, KEY_FILES, since) == {(access_key, 200)}
+
+
+def rotate_well(stack: Stack, secrets: Path, access_key: str, secret_key: str) -> None:
+    """Rotate KEY_FILES' key: both replicas sign with the new one at once, and read it well
+    (the gauge never leaves 1 on either)."""
+    rotated = time.monotonic()
+    write_keys(secrets, access_key, secret_key)
+    wait_for(
+        "both replicas signing with the new key",
+        lambda: signing_with(stack, access_key),
+        timeout=30,
+    )
+    window = int(time.monotonic() - rotated) + 2
+    read = stack.query(
+        "min_over_time(modelarts_credentials_last_reload_successful"
+        f'{{project_id="{KEY_FILES}"}}[{window}s])'
+    )
+    assert sorted((r["metric"]["instance"], r["value"][1]) for r in read) == sorted(
+        (e.instance, "1") for e in stack.exporters
+    )
+
+
+#: Seconds until AGENCY's credentials expire, on the replica whose credentials last longest.
+AGENCY_SECONDS_LEFT = (
+    "max by (project_id, region) (modelarts_credentials_expiry_timestamp_seconds"
+    f'{{project_id="{AGENCY}"}}) - time()'
+)
+
+
+def renewed_in_time(stack: Stack) -> None:
+    """AGENCY's credentials were renewed in time since the stack started (run alone: for two
+    renewals at least): the least time left never came within ``left`` of expiry, and
+    ModelArtsCredentialsExpiring was never even pending."""
+    wait_for("two renewals", lambda: stack.simulator.agency.issued >= 3, timeout=90)
+    [least] = stack.query(f"min_over_time(({AGENCY_SECONDS_LEFT})[1h:1s])")
+    assert float(least["value"][1]) > setting("ModelArtsCredentialsExpiring.left"), least
+    assert not stack.query('count_over_time(ALERTS{alertname="ModelArtsCredentialsExpiring"}[1h])')
 
 
 class TestEveryAlert:
@@ -395,6 +534,101 @@ class TestEveryAlert:
         replica.process.send_signal(signal.SIGHUP)
         wait_for("reload resolved", lambda: expected in notified(webhook, "resolved", since))
         assert notified(webhook, "firing", since) == {expected}
+
+    def test_a_bad_key_rotation_and_an_agency_outage_alert_and_resolve(
+        self, stack: Stack, webhook: Webhook, secrets: Path
+    ) -> None:
+        """The two credential alerts, at once (each in a project of its own):
+
+        - KEY_FILES' secret files ({file: PATH}) rotated well are used by both replicas at
+          once and reported by neither. Emptied by a bad rotation, they cannot be read:
+          ModelArtsCredentialsReloadFailed reaches the tickets receiver once per replica
+          (each reads the files itself) with its instance, no sooner than its ``for``;
+          meanwhile both keep signing with the key they have, and ModelArts accepts it. A
+          good file again resolves it.
+        - AGENCY's temporary credentials, renewed when half their lifetime is left, never
+          came within ``left`` of expiry: ModelArtsCredentialsExpiring was never even
+          pending. With the metadata service down, both replicas keep theirs: the freshest
+          replica polls on until they expire, and the alert fires before they do. With the
+          service back, the next set fetched resolves it.
+
+        Nothing else of either project fires."""
+        sim = stack.simulator
+        since = len(webhook.notifications)
+        ak, sk = FILE_KEYS[1]
+        left = setting("ModelArtsCredentialsExpiring.left")
+        expiring = Expected.of("ModelArtsCredentialsExpiring", TICKETS, project_id=AGENCY)
+        reload_failed = {
+            Expected.of(
+                "ModelArtsCredentialsReloadFailed",
+                TICKETS,
+                project_id=KEY_FILES,
+                instance=exporter.instance,
+                job="modelarts-exporter",
+            )
+            for exporter in stack.exporters
+        }
+        assert signing_with(stack, FILE_KEYS[0][0])
+        began = time.monotonic()
+        rotate_well(stack, secrets, ak, sk)
+        renewed_in_time(stack)
+
+        # The trouble: a bad rotation, and the metadata service down.
+        issued = sim.agency.issued
+        started, started_at = time.monotonic(), time.time()
+        (secrets / "secret_key").write_text("")
+        sim.agency.configure(available=False)
+        try:
+            wait_for(
+                "ModelArtsCredentialsExpiring firing in Prometheus",
+                lambda: stack.query(
+                    'ALERTS{alertname="ModelArtsCredentialsExpiring", alertstate="firing"}'
+                ),
+                timeout=60,
+            )
+            fired = time.time()
+            [held] = stack.query(f"{AGENCY_SECONDS_LEFT} + time()")
+            expires_at = float(held["value"][1])
+            # Before the freshest replica's credentials expire, and nobody renewed them.
+            assert fired < expires_at, (fired, expires_at)
+            assert sim.agency.issued == issued
+            # Back only once notified: an alert that resolves within Alertmanager's group_wait
+            # is never notified at all (a replica whose credentials expired already fetches
+            # a new set at its next poll).
+            wait_for("expiring notified", lambda: expiring in notified(webhook, "firing", since))
+        finally:
+            sim.agency.configure(available=True)
+        # The freshest replica kept its credentials until they expired: on it, no poll of
+        # AGENCY failed until then. (The other may have held the set before, which expired
+        # up to half a lifetime earlier; its polls failed since.)
+        [worst] = stack.query(
+            "min(max by (target) (min_over_time(modelarts_poll_success"
+            f'{{project_id="{AGENCY}"}}[{int(expires_at - started_at)}s] @ {expires_at:.3f})))'
+        )
+        assert worst["value"][1] == "1", worst
+        wait_for(
+            "a reload failure from each replica",
+            lambda: reload_failed <= notified(webhook, "firing", since),
+        )
+        arrived = first_arrival(webhook, "ModelArtsCredentialsReloadFailed", "firing", since)
+        wait = setting("ModelArtsCredentialsReloadFailed.for")
+        assert arrived - started >= wait, webhook.timeline(started)
+        assert signing_with(stack, ak)
+        (secrets / "secret_key").write_text(sk + "\n")
+
+        everything = reload_failed | {expiring}
+        wait_for(
+            "both alerts resolved",
+            lambda: everything <= notified(webhook, "resolved", since),
+        )
+        assert signing_with(stack, ak)
+        assert sim.agency.issued > issued
+        [fresh] = stack.query(AGENCY_SECONDS_LEFT)
+        assert float(fresh["value"][1]) > left, fresh
+        timeline = webhook.timeline(began)
+        firing = notified(webhook, "firing", since)
+        assert concerning(firing, KEY_FILES) == reload_failed, timeline
+        assert concerning(firing, AGENCY) == {expiring}, timeline
 
     def test_a_lost_replica_pages_and_the_other_keeps_the_data(
         self, stack: Stack, webhook: Webhook

@@ -248,17 +248,30 @@ class TestOneItemNeverHoldsUpTheOthers:
         cycles every pool is polled, rather than the same tail never."""
         source = TimedSource({f"p{i}": returns(stats(i)) for i in range(10)}, delay=0.1)
         pools = [f"p{i}" for i in range(10)]
-        poller, _ = make_poller(source, pools, SystemClock(), max_concurrency=1, interval=0.5)
+        poller, ledger = make_poller(source, pools, SystemClock(), max_concurrency=1, interval=0.5)
+        cut = (PROJECT, "workload_statistics", "deadline_exceeded")
+        answered: list[set[str]] = []
 
         async def three_cycles() -> list[Snapshot]:
-            return [await poller.run_cycle() for _ in range(3)]
+            snapshots = []
+            for _ in range(3):
+                before = {i.key: i.last_success for i in poller.snapshot.items}
+                cuts = ledger.errors[cut]
+                snapshots.append(await poller.run_cycle())
+                assert ledger.errors[cut] > cuts, "the cycle was expected to run short of time"
+                answered.append(
+                    {
+                        i.key.target
+                        for i in poller.snapshot.items
+                        if i.success and i.last_success != before.get(i.key)
+                    }
+                )
+            return snapshots
 
-        polled: set[str] = set()
-        for snapshot in asyncio.run(three_cycles()):
-            polled |= {i.key.target for i in snapshot.items if i.success}
-            cut = [i.key.target for i in snapshot.items if i.error_code == "deadline_exceeded"]
-            assert cut, "the cycle was expected to run short of time"
-        assert polled == set(pools)
+        last = asyncio.run(three_cycles())[-1]
+        assert set().union(*answered) == set(pools)
+        # A pool cut at the deadline keeps the state of its last poll: its data ages.
+        assert all(item.success for item in last.items)
 
     def test_the_deadline_leaves_the_first_request_its_whole_timeout(self) -> None:
         """With a timeout longer than the interval, the cycle's deadline is the timeout and

@@ -30,6 +30,7 @@ from exporter.bodies import BodyTooLarge, BoundedBody, EncodingError
 from exporter.budget import RequestBudget
 from exporter.config import RetryPolicy
 from exporter.errors import (
+    DEADLINE_EXCEEDED,
     ApiError,
     AuthError,
     ErrorDetail,
@@ -98,7 +99,7 @@ def backoff_delay(
 
 
 def _out_of_time(message: str) -> TransportError:
-    return TransportError(ErrorDetail(message=message), "deadline_exceeded")
+    return TransportError(ErrorDetail(message=message), DEADLINE_EXCEEDED)
 
 
 class ModelArtsClient:
@@ -181,7 +182,7 @@ class ModelArtsClient:
             try:
                 return await self._attempt(api, url, until - loop.time())
             except PollError as error:
-                if error.code == "deadline_exceeded" and last is not None:
+                if error.code == DEADLINE_EXCEEDED and last is not None:
                     # The earlier answer says more than "out of time" does.
                     last.add_note("gave up: the deadline came during the next attempt")
                     raise last from None

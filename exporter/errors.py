@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Self
 
 __all__ = [
+    "DEADLINE_EXCEEDED",
     "LOCAL_CODES",
     "POOL_NOT_FOUND",
     "ApiError",
@@ -40,12 +41,14 @@ __all__ = [
 ]
 
 POOL_NOT_FOUND = "ModelArts.50015001"
+#: A poll the cycle's deadline cut before any answer (``models.CallLimits``).
+DEADLINE_EXCEEDED = "deadline_exceeded"
 
 LOCAL_CODES = (
     "timeout",
     "connect_error",
     "transport_error",
-    "deadline_exceeded",
+    DEADLINE_EXCEEDED,
     "invalid_json",
     "invalid_response",
     "invalid_field",

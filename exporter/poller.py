@@ -45,6 +45,7 @@ import structlog
 
 from exporter.discovery import PoolDiscovery
 from exporter.errors import (
+    DEADLINE_EXCEEDED,
     ApiError,
     AuthError,
     ErrorDetail,
@@ -68,8 +69,8 @@ __all__ = ["Clock", "Poller", "RequestLedger", "SystemClock", "TargetPoller"]
 
 #: Distinct error codes kept per (project, api) before new ones are counted as "other".
 MAX_ERROR_CODES = 32
-#: How many unreadable fields of one answer a log line names (it says how many in all).
-MAX_PROBLEMS_LOGGED = 5
+#: How many fields or items one log line names (it says how many in all).
+MAX_NAMED = 5
 #: Items tried one at a time per cycle until one proves the credentials are accepted.
 PROBES = 3
 #: The longest a refused target waits before it is asked again (seconds).
@@ -279,6 +280,10 @@ class TargetPoller:
             deadline = max(deadline, least)
         outcomes = await self._cycle(previous, tick, deadline)
         self._places = {o.state.key: _place(o) for o in outcomes}
+        if cut := [o.state.key.target for o in outcomes if o.out_of_time]:
+            self._log.warning(
+                "poll_cycle_deadline", cut=len(cut), items=len(outcomes), targets=cut[:MAX_NAMED]
+            )
         return outcomes
 
     async def _cycle(
@@ -401,11 +406,12 @@ class TargetPoller:
             data = await self._fetch(key, cycle_started, limits)
         except PollError as error:
             duration = self._clock.monotonic() - started
-            self._log_failure(key, error)
+            if error.code != DEADLINE_EXCEEDED:  # one line per cycle says those (poll())
+                self._log_failure(key, error)
             self._ledger.error(self.project_id, key.api, error.code)
             gone = isinstance(error, NotFoundError) and error.pool_gone
             self._tell_discovery(key, cycle_started, gone=gone)
-            if error.code == OUT_OF_TIME_CODE and before is not None:
+            if error.code == DEADLINE_EXCEEDED and before is not None:
                 # Not polled to the end this cycle, which says nothing of the item: its state
                 # stays (its data ages, as when a cycle overran and skipped it).
                 return _Outcome(before, reached=False, out_of_time=True)
@@ -414,7 +420,7 @@ class TargetPoller:
                 state,
                 reached=_reached(error),
                 retryable=error.retryable,
-                out_of_time=error.code == OUT_OF_TIME_CODE,
+                out_of_time=error.code == DEADLINE_EXCEEDED,
             )
             return _Refused(outcome) if isinstance(error, AuthError) else outcome
         except Exception:  # noqa: BLE001 - a bug must cost one item, never the loop
@@ -440,7 +446,7 @@ class TargetPoller:
             api=key.api.value,
             target=key.target,
             error_code="invalid_field",
-            problems=list(problems[:MAX_PROBLEMS_LOGGED]),
+            problems=list(problems[:MAX_NAMED]),
             unreadable=len(problems),
         )
 
@@ -511,8 +517,6 @@ def _failed(
     )
 
 
-#: The error code of a poll the cycle's deadline cut before any answer (``CallLimits``).
-OUT_OF_TIME_CODE = "deadline_exceeded"
 #: Places in a cycle's order (``_place``); equal ones keep the configured order.
 OUT_OF_TIME, NEUTRAL, TROUBLED = 0, 1, 2
 

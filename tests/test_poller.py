@@ -273,6 +273,24 @@ class TestOneItemNeverHoldsUpTheOthers:
         # A pool cut at the deadline keeps the state of its last poll: its data ages.
         assert all(item.success for item in last.items)
 
+    def test_items_cut_at_the_deadline_are_logged_once_per_cycle(self) -> None:
+        """Items cut before any answer are one poll_cycle_deadline line per cycle (how many,
+        and the first few), not a poll_failed line each: a project short of time must not
+        flood the log; each is still counted as deadline_exceeded."""
+        source = TimedSource({f"p{i}": returns(stats(i)) for i in range(10)}, delay=0.1)
+        out = io.StringIO()
+        ledger = RequestLedger()
+        keys = [ItemKey(PROJECT, Api.WORKLOAD_STATISTICS, f"p{i}") for i in range(10)]
+        log = make_logger("debug", "json", stream=out)
+        target = TargetPoller(PROJECT, keys, source, 1, SystemClock(), ledger, log)
+        asyncio.run(poller_of([target], SystemClock(), ledger, interval=0.5).run_cycle())
+        lines = [json.loads(raw) for raw in out.getvalue().splitlines()]
+        cut = ledger.errors[(PROJECT, "workload_statistics", "deadline_exceeded")]
+        (deadline,) = [line for line in lines if line["event"] == "poll_cycle_deadline"]
+        assert cut >= 5
+        assert (deadline["cut"], deadline["items"], len(deadline["targets"])) == (cut, 10, 5)
+        assert [line for line in lines if line["event"] == "poll_failed"] == []
+
     def test_the_deadline_leaves_the_first_request_its_whole_timeout(self) -> None:
         """With a timeout longer than the interval, the cycle's deadline is the timeout and
         a grace from its start, not 90 % of the interval: an answer within the configured

@@ -17,11 +17,12 @@ import yaml
 
 from exporter.errors import ConfigError
 
-__all__ = ["read_yaml"]
+__all__ = ["ExporterLoader", "read_yaml"]
 
 
-class _Loader(yaml.SafeLoader):
-    """The safe loader, dates kept as text and long integers reported at their place."""
+class ExporterLoader(yaml.SafeLoader):
+    """The safe loader, dates kept as text and long integers reported at their place: how
+    the exporter reads its files (tests read generated files back with it)."""
 
 
 def _text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
@@ -37,8 +38,8 @@ def _integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
         ) from None
 
 
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _text)
-_Loader.add_constructor("tag:yaml.org,2002:int", _integer)
+ExporterLoader.add_constructor("tag:yaml.org,2002:timestamp", _text)
+ExporterLoader.add_constructor("tag:yaml.org,2002:int", _integer)
 
 
 def read_yaml(path: Path, what: str) -> object:
@@ -50,7 +51,7 @@ def read_yaml(path: Path, what: str) -> object:
     except UnicodeDecodeError:
         raise ConfigError("", f"cannot read {what} {path}: not UTF-8 text") from None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
+        return yaml.load(text, Loader=ExporterLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -57,6 +57,7 @@ from exporter.models import (
     Snapshot,
     WorkloadStatistics,
 )
+from exporter.yamlfile import ExporterLoader
 from tests.processes import exporter_command
 from tests.samples import SPECS_FAILED_SAMPLE, SPECS_SAMPLE
 from tests.test_parse import (
@@ -881,13 +882,14 @@ def to_yaml(data: object) -> str:
 
 
 def _round_trips(data: object) -> bool:
-    """Whether ``data`` reads back from YAML as it is, in any process (so a file holds
-    the same config and gives the same message): no sets, whose order is per process."""
+    """Whether ``data`` reads back from YAML as it is, read as the exporter reads its files
+    (dates stay text), in any process (so a file holds the same config and gives the same
+    message): no sets, whose order is per process, and no dates."""
     try:
         text = to_yaml(data)
     except yaml.YAMLError:  # a tuple (!!omap)
         return False
-    return "!!set" not in text and repr(yaml.safe_load(text)) == repr(data)
+    return "!!set" not in text and repr(yaml.load(text, Loader=ExporterLoader)) == repr(data)
 
 
 def check_config_cli(
@@ -1174,6 +1176,16 @@ class TestFoundByFuzzing:
             config.load(path, environ={})
         assert info.value.path == "poll_interval"
         assert date in info.value.problem
+
+    @pytest.mark.parametrize(
+        "value", [datetime.datetime(2024, 1, 1), datetime.date(2024, 2, 28), "2024-01-01"]
+    )
+    def test_a_date_does_not_round_trip(self, value: object) -> None:
+        """A date written to YAML reads back as text, as the exporter reads its files, so a
+        generated config holding one is not compared with its file (the clean-clone CI run at
+        5e3aea6 failed on a datetime: config.parse named the object, check-config its text).
+        A string that looks like a date is written quoted and does round-trip."""
+        assert _round_trips({"poll_interval": value}) == isinstance(value, str)
 
     @pytest.mark.e2e
     def test_a_carriage_return_in_a_key_is_named_as_it_is(self, tmp_path: Path) -> None:

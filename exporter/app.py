@@ -1,7 +1,9 @@
 """Wiring: config → clients → pollers → exposition cache → server, and the run loop.
 
-No logic of its own beyond putting the pieces together, rewiring them when the config is
-reloaded (``Exporter.apply``), and shutting them down in order.
+No logic of its own beyond putting the pieces together: each target is wired by
+``exporter.wiring``, a reload is read by ``exporter.reload.Reloader`` and applied by
+``Exporter.apply`` (which keeps what did not change), and on stop everything shuts down
+in order.
 """
 
 from __future__ import annotations
@@ -9,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import random
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -20,265 +21,19 @@ import httpx
 from structlog.typing import FilteringBoundLogger
 
 from exporter import __version__
-from exporter.auth import AkSkAuth, IamTokenAuth, IamTokenSource
-from exporter.budget import RequestBudget
-from exporter.client import ModelArtsClient
-from exporter.config import AkSkCredentials, Config, PasswordCredentials, Target
-from exporter.config import load as load_config
-from exporter.credentials import RotatingCredentials
-from exporter.discovery import PoolDiscovery
-from exporter.errors import ConfigError
+from exporter.clock import Clock, SystemClock
+from exporter.config import Config
 from exporter.exposition import ExpositionCache, process_metrics
-from exporter.metadata import MetadataAuth, MetadataCredentialSource
-from exporter.models import Api, ConfigStatus, ItemKey, Snapshot
-from exporter.poller import Clock, Poller, RequestLedger, SystemClock, TargetPoller
+from exporter.models import ConfigStatus, Snapshot
+from exporter.poller import Poller
+from exporter.reload import Changes, Reloader, same_credentials, shared_settings
+from exporter.selfmetrics import RequestLedger
 from exporter.server import MetricsServer
 from exporter.sharding import UNSHARDED, Shard
 from exporter.webconfig import WebConfigFile
+from exporter.wiring import Wired, Wiring
 
-__all__ = ["Changes", "Connection", "Exporter", "Reloader", "build", "connect", "run"]
-
-USER_AGENT = f"modelarts-exporter/{__version__}"
-#: The ``api`` label of IAM token requests in ``modelarts_api_requests_total``.
-IAM_TOKENS = "iam_tokens"
-#: How long POST /-/reload waits for the reload (normally milliseconds).
-RELOAD_TIMEOUT = 30.0
-STOPPING = "the exporter is stopping"
-
-
-def items_of(target: Target, shard: Shard = UNSHARDED) -> list[ItemKey]:
-    """The items of a target that ``shard`` polls: its pools, then its job types."""
-    items = [ItemKey(target.project_id, Api.WORKLOAD_STATISTICS, p) for p in target.pools] + [
-        ItemKey(target.project_id, Api.RESOURCE_SPECS, j) for j in target.job_types
-    ]
-    return [item for item in items if shard.owns(item)]
-
-
-def discovery_of(target: Target, config: Config, shard: Shard = UNSHARDED) -> PoolDiscovery | None:
-    """The target's pool discovery, taking only the pools ``shard`` owns; None if off.
-
-    Discovered data may get as many refresh intervals old as ``stale_after`` allows poll
-    intervals: with the defaults (3 x 60 s, refresh 5 min) that is 15 minutes.
-    """
-    if target.discovery is None:
-        return None
-    ratio = target.discovery.refresh_interval / config.poll_interval
-    return PoolDiscovery(
-        target.project_id,
-        target.discovery,
-        owns=shard.owns,
-        slack=max(config.poll_interval / 2, config.jitter),
-        stale_after=config.stale_after * ratio,
-        poll_interval=config.poll_interval,
-    )
-
-
-def _rate_of(budget: RequestBudget) -> float:
-    return budget.effective_rate
-
-
-#: Awaited with each ModelArts answer as its headers arrive (``connect``'s ``on_response``).
-ResponseHook = Callable[[httpx.Response], Awaitable[None]]
-
-
-def _http_client(
-    target: Target,
-    config: Config,
-    auth: httpx.Auth | None,
-    transport: httpx.AsyncBaseTransport | None,
-    on_response: ResponseHook | None = None,
-) -> httpx.AsyncClient:
-    limits = httpx.Limits(
-        max_connections=target.max_concurrency, max_keepalive_connections=target.max_concurrency
-    )
-    return httpx.AsyncClient(
-        auth=auth,
-        timeout=config.timeout,
-        limits=limits,
-        headers={
-            "User-Agent": USER_AGENT,
-            "X-Project-Id": target.project_id,
-            # Plain bodies: the size cap then bounds memory (no inflating of a gzip bomb).
-            "Accept-Encoding": "identity",
-        },
-        transport=transport,
-        follow_redirects=False,
-        event_hooks={"response": [] if on_response is None else [on_response]},
-    )
-
-
-#: Time limit of a metadata service request (the SDK's is 3 s to connect, 3 s to read).
-METADATA_TIMEOUT = 3.0
-
-
-@dataclass(frozen=True)
-class _Wired:
-    """One target's poller and the HTTP clients that it alone uses."""
-
-    target: Target
-    poller: TargetPoller
-    clients: tuple[httpx.AsyncClient, ...]
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What a new config changed, by project: kept as it was, rebuilt, added or removed."""
-
-    unchanged: tuple[str, ...] = ()
-    rebuilt: tuple[str, ...] = ()
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-
-
-def _shared_settings(config: Config) -> tuple[object, ...]:
-    """The settings that every target is built with: when one changes, all are rebuilt."""
-    return (
-        config.poll_interval,
-        config.stale_after,
-        config.jitter,
-        config.timeout,
-        config.retry,
-        config.max_response_bytes,
-    )
-
-
-def _same_credentials(old: Target, new: Target) -> bool:
-    return (old.credentials, old.endpoint, old.iam_endpoint) == (
-        new.credentials,
-        new.endpoint,
-        new.iam_endpoint,
-    )
-
-
-@dataclass(frozen=True)
-class Connection:
-    """One target's ModelArts client, as :func:`connect` wires it."""
-
-    client: ModelArtsClient
-    #: Every HTTP client it uses (ModelArts, and IAM or the metadata service): close them.
-    http_clients: tuple[httpx.AsyncClient, ...]
-    budget: RequestBudget
-    #: Whether the last read of the target's credential files worked (True without).
-    credentials_read: Callable[[], bool]
-    #: When the credentials in use expire, where that is known (IAM token, metadata).
-    credentials_expiry: Callable[[], float | None]
-
-
-def connect(
-    target: Target,
-    config: Config,
-    *,
-    clock: Clock,
-    ledger: RequestLedger,
-    log: FilteringBoundLogger,
-    transport: httpx.AsyncBaseTransport | None = None,
-    on_response: ResponseHook | None = None,
-) -> Connection:
-    """The ModelArts client of ``target``: its credentials (AK/SK, IAM password or the
-    metadata service), authentication, HTTP clients, request budget and retries as
-    ``config`` says. Requests are counted in ``ledger``; ``on_response`` is awaited with
-    every ModelArts answer (not IAM's or the metadata service's) as its headers arrive."""
-    clients: list[httpx.AsyncClient] = []
-    auth: httpx.Auth
-    creds = target.credentials
-    credentials_read: Callable[[], bool] = lambda: True  # noqa: E731
-    expiry: Callable[[], float | None] = lambda: None  # noqa: E731
-    if isinstance(creds, AkSkCredentials):
-        signing_keys = RotatingCredentials(creds, log=log)
-        credentials_read = lambda: signing_keys.succeeded  # noqa: E731
-        auth = AkSkAuth(signing_keys.current, clock.wall, refused=signing_keys.refused)
-    elif isinstance(creds, PasswordCredentials):
-        password = RotatingCredentials(creds, log=log)
-        credentials_read = lambda: password.succeeded  # noqa: E731
-        iam_http = _http_client(target, config, None, transport)
-        clients.append(iam_http)
-        source = IamTokenSource(
-            iam_http,
-            target.iam_endpoint,
-            target.project_id,
-            password.current,
-            clock.wall,
-            observe=partial(ledger.request, target.project_id, IAM_TOKENS),
-            refused=password.refused,
-        )
-        ledger.expect_refusals(target.project_id, IAM_TOKENS)
-        expiry = lambda: source.expires_at  # noqa: E731
-        auth = IamTokenAuth(source)
-    else:
-        metadata_http = httpx.AsyncClient(
-            timeout=METADATA_TIMEOUT, transport=transport, follow_redirects=False
-        )
-        clients.append(metadata_http)
-        agency = MetadataCredentialSource(metadata_http, creds.url, clock.wall, log)
-        expiry = lambda: agency.expires_at  # noqa: E731
-        auth = MetadataAuth(agency, clock.wall)
-    http = _http_client(target, config, auth, transport, on_response)
-    clients.append(http)
-    budget = RequestBudget(
-        target.requests_per_second,
-        target.burst,
-        clock=clock.monotonic,
-        max_pause=config.retry.max_backoff,
-        log=log,
-    )
-    client = ModelArtsClient(
-        http,
-        endpoint=target.endpoint,
-        project_id=target.project_id,
-        timeout=config.timeout,
-        retry=config.retry,
-        max_body_bytes=config.max_response_bytes,
-        observe=partial(ledger.request, target.project_id),
-        clock=clock.wall,
-        rng=random.Random(),
-        # Not the IAM token requests above: another service, about once a day.
-        budget=budget,
-    )
-    return Connection(client, tuple(clients), budget, credentials_read, expiry)
-
-
-@dataclass
-class _Wiring:
-    """What every target is wired with; kept to wire the targets of a reloaded config."""
-
-    clock: Clock
-    ledger: RequestLedger
-    shard: Shard
-    transport: httpx.AsyncBaseTransport | None
-    log: FilteringBoundLogger
-
-    def target(self, target: Target, config: Config) -> _Wired | None:
-        """The client(s) and poller of one target; None if the shard owns none of it."""
-        clock, ledger, log, transport = self.clock, self.ledger, self.log, self.transport
-        items = items_of(target, self.shard)
-        discovery = discovery_of(target, config, self.shard)
-        if not items and discovery is None:
-            return None
-        wired = connect(
-            target,
-            config,
-            clock=clock,
-            ledger=ledger,
-            log=log.bind(project_id=target.project_id),
-            transport=transport,
-        )
-        poller = TargetPoller(
-            target.project_id,
-            items,
-            wired.client,
-            target.max_concurrency,
-            clock,
-            ledger,
-            log,
-            request_rate=partial(_rate_of, wired.budget),
-            refusal_backoff=config.poll_interval,
-            discovery=discovery,
-            region=target.region,
-            credentials_read=wired.credentials_read,
-            credentials_expiry=wired.credentials_expiry,
-            attempt_timeout=config.timeout,
-        )
-        return _Wired(target, poller, wired.http_clients)
+__all__ = ["MAX_THREADS", "Exporter", "build", "run"]
 
 
 T = TypeVar("T")
@@ -300,8 +55,8 @@ class Exporter:
     poller: Poller
     cache: ExpositionCache
     config: Config
-    _wiring: _Wiring
-    _wired: dict[str, _Wired]
+    _wiring: Wiring
+    _wired: dict[str, Wired]
     _worker: concurrent.futures.ThreadPoolExecutor
 
     async def in_worker(self, function: Callable[[], T]) -> T:
@@ -315,6 +70,10 @@ class Exporter:
     def ready(self) -> bool:
         return self.poller.ready()
 
+    def config_reloaded(self, *, successful: bool) -> None:
+        """Publish whether a configuration reload succeeded (``Reloader``)."""
+        self.poller.config_reloaded(successful=successful)
+
     async def apply(self, config: Config, log: FilteringBoundLogger | None = None) -> Changes:
         """Poll as ``config`` says from now on (a reload), with the same shard.
 
@@ -325,14 +84,14 @@ class Exporter:
         """
         if log is not None:
             self._wiring.log = log
-        same_settings = _shared_settings(config) == _shared_settings(self.config)
-        wired: dict[str, _Wired] = {}
+        same_settings = shared_settings(config) == shared_settings(self.config)
+        wired: dict[str, Wired] = {}
         for target in config.targets:
             old = self._wired.get(target.project_id)
             if old is not None and same_settings and old.target == target:
                 wired[target.project_id] = old
             elif new := self._wiring.target(target, config):
-                if old is not None and _same_credentials(old.target, target):
+                if old is not None and same_credentials(old.target, target):
                     new.poller.inherit_backoff(old.poller)
                 wired[target.project_id] = new
         await self.poller.replace_targets(
@@ -382,7 +141,7 @@ def build(
     """
     clock = clock or SystemClock()
     ledger = RequestLedger()
-    wiring = _Wiring(clock, ledger, shard, transport, log)
+    wiring = Wiring(clock, ledger, shard, transport, log)
     built = (wiring.target(target, config) for target in config.targets)
     wired = {w.target.project_id: w for w in built if w is not None}
     identity = (shard.index, shard.total)
@@ -406,103 +165,6 @@ def build(
         shard=identity,
     )
     return Exporter(poller, cache, config, wiring, wired, worker)
-
-
-class Reloader:
-    """Reloads the config file into ``exporter``: on SIGHUP, and on POST /-/reload with
-    ``--web.enable-lifecycle``. One reload at a time, in the order asked.
-
-    A file that ``config.load`` rejects changes nothing: the old config keeps running, the
-    error is logged (``config_reload_failed``, with the key path, never a value) and
-    ``modelarts_exporter_config_last_reload_successful`` turns 0.
-    """
-
-    def __init__(
-        self,
-        exporter: Exporter,
-        path: str,
-        log: FilteringBoundLogger,
-        log_for: Callable[[Config], FilteringBoundLogger] | None = None,
-    ) -> None:
-        self._exporter = exporter
-        self._path = path
-        self._log = log
-        #: A logger that also masks the new config's secrets, for what the reload wires.
-        self._log_for = log_for
-        self._loop = asyncio.get_running_loop()
-        self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[str | None]] = set()
-        self._closed = False
-
-    async def reload(self) -> str | None:
-        """Load the file and apply it; None when it is in effect, else the error."""
-        async with self._lock:
-            if self._closed:
-                raise RuntimeError(STOPPING)
-            try:
-                config = await self._exporter.in_worker(partial(load_config, self._path))
-            except ConfigError as exc:
-                self._log.error(
-                    "config_reload_failed", file=self._path, key=exc.path, error=str(exc)
-                )
-                self._exporter.poller.config_reloaded(successful=False)
-                return str(exc)
-            log = self._log if self._log_for is None else self._log_for(config)
-            try:
-                changes = await self._exporter.apply(config, log)
-            except Exception as exc:  # noqa: BLE001 - a bug in a reload must not stop polling
-                self._log.exception("config_reload_failed", file=self._path, key="")
-                self._exporter.poller.config_reloaded(successful=False)
-                return f"internal error: {exc!r}"
-            self._log = log
-            self._exporter.poller.config_reloaded(successful=True)
-            log.info(
-                "config_reloaded",
-                file=self._path,
-                targets=len(config.targets),
-                **{name: len(projects) for name, projects in vars(changes).items()},
-            )
-            return None
-
-    def request(self) -> asyncio.Task[str | None]:
-        """Reload in the background (SIGHUP)."""
-        task = self._loop.create_task(self.reload())
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def on_signal(self) -> None:
-        if not self._closed:
-            self.request()
-
-    def from_thread(self) -> str | None:
-        """POST /-/reload, in a server thread: reload in the event loop and wait for it.
-        Raises ``RuntimeError`` when the exporter is stopping."""
-        if self._closed:
-            raise RuntimeError(STOPPING)
-
-        async def requested() -> str | None:
-            return await self.request()
-
-        future = asyncio.run_coroutine_threadsafe(requested(), self._loop)
-        try:
-            return future.result(timeout=RELOAD_TIMEOUT)
-        except concurrent.futures.CancelledError:
-            raise RuntimeError(STOPPING) from None
-
-    async def close(self) -> None:
-        """Reload no more: the exporter is stopping. Reloads under way are cancelled."""
-        self._closed = True
-        tasks = set(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-
-    def _done(self, task: asyncio.Task[str | None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: STOPPING needs no "never retrieved" warning
 
 
 async def run(

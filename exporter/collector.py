@@ -23,31 +23,23 @@ Pool discovery (ListPools, one series set per discovered pool)::
     modelarts_pool_nodes{project_id="…",pool="pool-a",flavor="…",state="abnormal"} 1
     modelarts_pool_spec_nodes{…,flavor="…"} 4   (and modelarts_pool_spec_max_nodes)
 
-Health: ``modelarts_up``, ``modelarts_poll_*`` per item, API request and error counters,
-cycle counters, ``modelarts_exporter_build_info`` and ``modelarts_exporter_shard``. Data older
-than ``stale_after`` is left out; health series stay so that an operator can see why.
+The exporter's own health families (``modelarts_up``, ``modelarts_poll_*``, counters,
+cycles, reloads) are ``exporter.selfmetrics``'s; ``families`` yields them after these. Data
+older than ``stale_after`` is left out; health series stay so that an operator can see why.
 
 Every series of a project has ``region`` (its target's) after ``project_id``; the examples
 above leave it out.
-
-Configuration reloads, named as Prometheus names its own::
-
-    modelarts_exporter_config_last_reload_successful 1
-    modelarts_exporter_config_last_reload_success_timestamp_seconds 1.8e+09
 """
 
 from __future__ import annotations
 
-import platform
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
-from typing import Protocol, TypeVar
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from exporter import __version__
+from exporter.families import PROJECT, F, Maker, Regions, client_family, every_text
 from exporter.models import (
     NODE_STATES,
     POOL_PHASES,
@@ -58,56 +50,14 @@ from exporter.models import (
     Snapshot,
     WorkloadStatistics,
 )
-from exporter.textformat import Kind, TextFamily
+from exporter.selfmetrics import health_families
+from exporter.textformat import TextFamily
 from exporter.textformat import join as join_text
 
-__all__ = ["SnapshotCollector", "families", "render_text"]
+__all__ = ["SnapshotCollector", "client_family", "families", "render_text"]
 
 GIB = 2**30
-_PROJECT = ["project_id", "region"]
-_ITEM = [*_PROJECT, "api", "target"]
-_SPEC = [*_PROJECT, "job_type", "spec_code"]
-
-
-class Family(Protocol):
-    """A metric family being filled: prometheus_client's, or a text one (``TextFamily``)."""
-
-    def add_metric(self, labels: Sequence[str], value: float) -> None: ...
-
-
-F = TypeVar("F", bound=Family)
-#: project_id -> region (``Snapshot.regions``)
-Regions = Mapping[str, str]
-#: One sample: its label values and its value.
-Row = tuple[tuple[str, ...], float]
-F_co = TypeVar("F_co", bound=Family, covariant=True)
-
-
-class Maker(Protocol[F_co]):
-    """Makes an empty family of one kind: (kind, name, help, label names) -> family."""
-
-    def __call__(
-        self, kind: Kind, name: str, documentation: str, labels: Sequence[str]
-    ) -> F_co: ...
-
-
-def client_family(
-    kind: Kind, name: str, documentation: str, labels: Sequence[str]
-) -> GaugeMetricFamily | CounterMetricFamily:
-    """A prometheus_client family (for OpenMetrics, which is rendered rarely)."""
-    family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-    return family(name, documentation, labels=labels)
-
-
-def _single(make: Maker[F], name: str, documentation: str, value: float) -> F:
-    """A family of one unlabelled gauge."""
-    family = make("gauge", name, documentation, ())
-    family.add_metric((), value)
-    return family
-
-
-def _every(snapshot: Snapshot) -> str:
-    return f"polled every {snapshot.poll_interval_seconds:g} seconds"
+_SPEC = [*PROJECT, "job_type", "spec_code"]
 
 
 def workload_families(
@@ -118,13 +68,13 @@ def workload_families(
         "gauge",
         "modelarts_pool_jobs",
         f"Jobs in a dedicated resource pool by job type and status, {every}.",
-        [*_PROJECT, "pool", "type", "status"],
+        [*PROJECT, "pool", "type", "status"],
     )
     totals = make(
         "gauge",
         "modelarts_pool_type_jobs",
         f"Jobs of one type in a dedicated resource pool (the item's total), {every}.",
-        [*_PROJECT, "pool", "type"],
+        [*PROJECT, "pool", "type"],
     )
     for item in items:
         if not isinstance(item.data, WorkloadStatistics):
@@ -187,7 +137,7 @@ def spec_families(
         "gauge",
         "modelarts_specs",
         f"Resource specs available to a job type (spec_total_count), {every}.",
-        [*_PROJECT, "job_type"],
+        [*PROJECT, "job_type"],
     )
     for item in items:
         if not isinstance(item.data, ResourceSpecs):
@@ -215,7 +165,7 @@ def spec_families(
 
 def pool_families(items: Iterable[ItemState], regions: Regions, make: Maker[F]) -> Iterator[F]:
     """The ListPools (discovery) families."""
-    pool = [*_PROJECT, "pool"]
+    pool = [*PROJECT, "pool"]
     info = make(
         "gauge",
         "modelarts_pool_info",
@@ -278,229 +228,10 @@ def pool_families(items: Iterable[ItemState], regions: Regions, make: Maker[F]) 
     yield spec_max
 
 
-def _located(rows: Iterable[Row], regions: Regions) -> Iterator[Row]:
-    """Rows whose label values start with a project_id, its region inserted after it."""
-    return (((key[0], regions.get(key[0], ""), *key[1:]), value) for key, value in rows)
-
-
-def health_families(snapshot: Snapshot, regions: Regions, make: Maker[F]) -> Iterator[F]:
-    """The exporter's own view of how polling goes."""
-    every = _every(snapshot)
-    located = partial(_located, regions=regions)
-
-    yield _table(
-        make,
-        "gauge",
-        "modelarts_up",
-        "1 when the project's last poll cycle reached ModelArts with accepted credentials, "
-        "else 0 (a cycle that sent nothing keeps the value).",
-        _PROJECT,
-        located(((project,), float(reached)) for project, reached in snapshot.up),
-    )
-    yield _table(
-        make,
-        "gauge",
-        "modelarts_credentials_refused",
-        "1 from a 401/403 answer to the project's requests until ModelArts accepts a request "
-        "again (while the exporter waits out its refusal backoff too), else 0.",
-        _PROJECT,
-        located(((project,), float(refused)) for project, refused in snapshot.credentials_refused),
-    )
-    yield _table(
-        make,
-        "gauge",
-        "modelarts_credentials_last_reload_successful",
-        "1 when the project's credential files (secrets given as {file: PATH}), read again "
-        "whenever one changes, were read well the last time (or come from no file), else 0: "
-        "the previous credentials are still in use.",
-        _PROJECT,
-        located(((project,), float(read)) for project, read in snapshot.credentials_read),
-    )
-    yield _table(
-        make,
-        "gauge",
-        "modelarts_credentials_expiry_timestamp_seconds",
-        "Unix time the project's credentials in use expire, where that is known: an IAM "
-        "token, or temporary AK/SK from the metadata service (refreshed before it passes).",
-        _PROJECT,
-        located(((project,), at) for project, at in snapshot.credentials_expiry),
-    )
-
-    success = make(
-        "gauge",
-        "modelarts_poll_success",
-        f"1 when the last poll of the item succeeded, else 0; items are {every}.",
-        _ITEM,
-    )
-    duration = make(
-        "gauge",
-        "modelarts_poll_duration_seconds",
-        "Wall time of the last poll of the item, retries included.",
-        _ITEM,
-    )
-    last_success = make(
-        "gauge",
-        "modelarts_poll_last_success_timestamp_seconds",
-        "Unix time of the item's last successful poll.",
-        _ITEM,
-    )
-    for item in snapshot.items:
-        project = item.key.project_id
-        labels = [project, regions.get(project, ""), item.key.api.value, item.key.target]
-        success.add_metric(labels, 1.0 if item.success else 0.0)
-        duration.add_metric(labels, item.duration_seconds)
-        if item.last_success is not None:
-            last_success.add_metric(labels, item.last_success)
-    yield success
-    yield duration
-    yield last_success
-    yield _table(
-        make,
-        "gauge",
-        "modelarts_poll_last_error_info",
-        "The error code of the item's last poll when it failed (value always 1; no series "
-        "while the last poll succeeded), e.g. ModelArts.50015001 for a pool that does not exist.",
-        [*_ITEM, "error_code"],
-        (
-            (
-                (key.project_id, regions.get(key.project_id, ""), key.api.value, key.target, code),
-                1.0,
-            )
-            for key, code in (
-                (item.key, item.error_code) for item in snapshot.items if not item.success
-            )
-            if code is not None
-        ),
-    )
-
-    yield _table(
-        make,
-        "counter",
-        "modelarts_api_requests",
-        "HTTP requests sent to ModelArts (and IAM, api 'iam_tokens') by API and response "
-        "status ('none': no response; 401, 403 and 429 start at 0).",
-        [*_PROJECT, "api", "code"],
-        located(snapshot.requests),
-    )
-    yield _table(
-        make,
-        "counter",
-        "modelarts_poll_errors",
-        "Failed polls by API and error code (ModelArts code, or the exporter's word for a "
-        "failure without one, e.g. timeout).",
-        [*_PROJECT, "api", "error_code"],
-        located(snapshot.errors),
-    )
-    yield _table(
-        make,
-        "gauge",
-        "modelarts_request_budget_rate",
-        "Requests per second the project's request budget allows now: requests_per_second, "
-        "lower after a 429 until it recovers.",
-        _PROJECT,
-        located(((project,), rate) for project, rate in snapshot.request_rates),
-    )
-    yield from _cycle_families(snapshot, regions, make)
-
-
-def _table(
-    make: Maker[F],
-    kind: Kind,
-    name: str,
-    documentation: str,
-    labels: list[str],
-    rows: Iterable[Row],
-) -> F:
-    """A family with one sample per (label values, value) row."""
-    family = make(kind, name, documentation, labels)
-    for values, value in rows:
-        family.add_metric(values, value)
-    return family
-
-
-def _cycle_families(snapshot: Snapshot, regions: Regions, make: Maker[F]) -> Iterator[F]:
-    project = _PROJECT
-    located = partial(_located, regions=regions)
-
-    yield _table(
-        make,
-        "counter",
-        "modelarts_exporter_poll_cycles",
-        "Poll cycles completed; every project is polled on its own loop.",
-        project,
-        located(((p,), stats.cycles) for p, stats in snapshot.cycles),
-    )
-    yield _table(
-        make,
-        "counter",
-        "modelarts_exporter_skipped_cycles",
-        "Poll cycles of the project skipped because its previous cycle overran the interval.",
-        project,
-        located(((p,), stats.skipped) for p, stats in snapshot.cycles),
-    )
-    yield _table(
-        make,
-        "gauge",
-        "modelarts_exporter_poll_cycle_duration_seconds",
-        "Wall time of the project's last complete poll cycle.",
-        project,
-        located(((p,), stats.last_duration_seconds) for p, stats in snapshot.cycles),
-    )
-    yield _single(
-        make,
-        "modelarts_exporter_poll_interval_seconds",
-        "Configured poll interval.",
-        snapshot.poll_interval_seconds,
-    )
-    yield _single(
-        make,
-        "modelarts_exporter_stale_after_seconds",
-        "Age after which polled data is no longer exposed.",
-        snapshot.stale_after_seconds,
-    )
-    build = make(
-        "gauge",
-        "modelarts_exporter_build_info",
-        "Version of the exporter and of Python (value always 1).",
-        ["version", "python_version"],
-    )
-    build.add_metric([__version__, platform.python_version()], 1.0)
-    yield build
-    shard = make(
-        "gauge",
-        "modelarts_exporter_shard",
-        "This exporter's shard of total_shards (value always 1): it polls the pools whose "
-        "stable hash falls to it, and shard 0 also polls the resource specs.",
-        ["shard", "total_shards"],
-    )
-    index, total = snapshot.shard
-    shard.add_metric([str(index), str(total)], 1.0)
-    yield shard
-    yield from _config_families(snapshot, make)
-
-
-def _config_families(snapshot: Snapshot, make: Maker[F]) -> Iterator[F]:
-    status = snapshot.config
-    yield _single(
-        make,
-        "modelarts_exporter_config_last_reload_successful",
-        "1 when the last configuration load succeeded (at start, or a reload by SIGHUP or "
-        "POST /-/reload), else 0: the reload was rejected, the previous one is still in use.",
-        1.0 if status.last_reload_successful else 0.0,
-    )
-    if status.last_success is not None:
-        yield _single(
-            make,
-            "modelarts_exporter_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful configuration load, the initial one included.",
-            status.last_success,
-        )
-
-
 def families(snapshot: Snapshot, now: float, make: Maker[F]) -> Iterator[F]:
     """Every family of ``snapshot`` as seen at ``now``, made by ``make``."""
     fresh = [i for i in snapshot.items if snapshot.is_fresh(i, now)]
-    every = _every(snapshot)
+    every = every_text(snapshot)
     regions = dict(snapshot.regions)
     yield from workload_families(fresh, regions, every, make)
     yield from spec_families(fresh, regions, every, make)

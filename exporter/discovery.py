@@ -15,7 +15,7 @@ polls, and when to ask ListPools again.
 ::
 
     >>> import re
-    >>> from exporter.config import Discovery
+    >>> from exporter.config import Config, Discovery, Target
     >>> from exporter.models import Pool, PoolList
     >>> def pool(name, phase="Running"):
     ...     return Pool(name, name.upper(), "Dedicate", "0", phase, (), ())
@@ -32,10 +32,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from exporter.config import Discovery
+from exporter.config import Config, Discovery, Target
 from exporter.models import Api, ItemKey, PoolList, problems_of
+from exporter.sharding import UNSHARDED, Shard
 
-__all__ = ["DEFAULT_WORKSPACE", "UNPOLLED_PHASES", "PoolDiscovery"]
+__all__ = ["DEFAULT_WORKSPACE", "UNPOLLED_PHASES", "PoolDiscovery", "discovery_of"]
 
 #: Phases in which a pool has no workloads to count: it is shown, its jobs are not polled.
 UNPOLLED_PHASES = frozenset({"Creating", "Deleting", "Error"})
@@ -117,3 +118,22 @@ class PoolDiscovery:
     def expire(self) -> None:
         """Make the next cycle refresh (a listed pool turned out not to exist)."""
         self._next = float("-inf")
+
+
+def discovery_of(target: Target, config: Config, shard: Shard = UNSHARDED) -> PoolDiscovery | None:
+    """The target's pool discovery, taking only the pools ``shard`` owns; None if off.
+
+    Discovered data may get as many refresh intervals old as ``stale_after`` allows poll
+    intervals: with the defaults (3 x 60 s, refresh 5 min) that is 15 minutes.
+    """
+    if target.discovery is None:
+        return None
+    ratio = target.discovery.refresh_interval / config.poll_interval
+    return PoolDiscovery(
+        target.project_id,
+        target.discovery,
+        owns=shard.owns,
+        slack=max(config.poll_interval / 2, config.jitter),
+        stale_after=config.stale_after * ratio,
+        poll_interval=config.poll_interval,
+    )

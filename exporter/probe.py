@@ -2,7 +2,7 @@
 
 The last step of an install: before the exporter runs, ask ModelArts once with the real
 config and credentials. For each target, in this order, one request each, never a retry
-(the client is wired by :func:`exporter.app.connect`, with ``retry.max_attempts`` 1):
+(the client is wired by :func:`exporter.wiring.connect`, with ``retry.max_attempts`` 1):
 
 - ListPools, when pool discovery is configured;
 - the resource-spec list (QueryJobResourceSpecs), per configured job type;
@@ -11,7 +11,7 @@ config and credentials. For each target, in this order, one request each, never 
 
 A 401 or 403 stops the target at once: its remaining items are shown, not sent (more than
 five bad signatures lock the AK/SK for five minutes). So does a metadata service that
-gives no credentials, and :data:`~exporter.poller.PROBES` requests in a row without an
+gives no credentials, and :data:`~exporter.cycle.PROBES` requests in a row without an
 answer (as the exporter does: a blocked network costs a few timeouts, not one per item).
 
 The table goes to ``out``: target, API, item, HTTP status, error code, request id and
@@ -31,7 +31,7 @@ from typing import TextIO
 import httpx
 from structlog.typing import FilteringBoundLogger
 
-from exporter.app import Connection, ResponseHook, connect, discovery_of
+from exporter.clock import SystemClock
 from exporter.config import (
     AkSkCredentials,
     Config,
@@ -39,10 +39,13 @@ from exporter.config import (
     Target,
     iter_secrets,
 )
+from exporter.cycle import PROBES, Source
+from exporter.discovery import discovery_of
 from exporter.errors import POOL_NOT_FOUND, AuthError, PollError, ResponseError, TransportError
 from exporter.logs import SecretScrubber
 from exporter.models import Api, PoolList, ResourceSpecs, Result, WorkloadStatistics
-from exporter.poller import PROBES, RequestLedger, Source, SystemClock
+from exporter.selfmetrics import RequestLedger
+from exporter.wiring import Connection, ResponseHook, connect
 
 __all__ = [
     "API_NAMES",

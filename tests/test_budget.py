@@ -29,10 +29,10 @@ from structlog.typing import FilteringBoundLogger
 from exporter import app, config
 from exporter.budget import DEFAULT_PAUSE, MIN_RATE, RequestBudget
 from exporter.client import ModelArtsClient
+from exporter.clock import SystemClock
 from exporter.config import AkSkCredentials, RetryPolicy, Secret, Target
 from exporter.config import parse as parse_config
 from exporter.models import Snapshot
-from exporter.poller import SystemClock
 from exporter.simulator import Fault, RecordedRequest, Simulator
 from tests.promtext import parse as samples
 from tests.promtext import value

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import pytest
 import structlog
 
+from exporter.clock import Clock, SystemClock
+from exporter.cycle import TargetPoller
 from exporter.errors import AuthError, ErrorDetail, NotFoundError, TransportError
 from exporter.logs import make_logger
 from exporter.models import (
@@ -24,7 +26,8 @@ from exporter.models import (
     Snapshot,
     WorkloadStatistics,
 )
-from exporter.poller import Clock, Poller, Publish, RequestLedger, SystemClock, TargetPoller
+from exporter.poller import Poller, Publish
+from exporter.selfmetrics import RequestLedger
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 LOG = structlog.wrap_logger(structlog.ReturnLogger())

@@ -6,11 +6,14 @@ import asyncio
 import re
 import time
 
+from exporter.clock import SystemClock
 from exporter.config import Discovery
+from exporter.cycle import Outcome, TargetPoller
 from exporter.discovery import PoolDiscovery
 from exporter.errors import ErrorDetail, NotFoundError, TransportError
 from exporter.models import NO_LIMITS, Api, CallLimits, ItemKey, ItemState, Pool, PoolList, Snapshot
-from exporter.poller import Poller, Publish, RequestLedger, SystemClock, TargetPoller, _Outcome
+from exporter.poller import Poller, Publish
+from exporter.selfmetrics import RequestLedger
 from tests.test_poller import (
     LOG,
     PROJECT,
@@ -383,7 +386,7 @@ class TestPublishing:
                 previous: dict[ItemKey, ItemState],
                 tick: float | None = None,
                 deadline: float | None = None,
-            ) -> list[_Outcome]:
+            ) -> list[Outcome]:
                 Crashing.calls += 1
                 if Crashing.calls == 2:
                     raise KeyError("bug")

@@ -16,11 +16,14 @@ import httpx
 import pytest
 
 from exporter import app, config
+from exporter.clock import SystemClock
 from exporter.config import Discovery
+from exporter.cycle import TargetPoller
 from exporter.discovery import PoolDiscovery
 from exporter.errors import ErrorDetail, TransportError
 from exporter.models import Api, ConfigStatus, ItemKey, Snapshot
-from exporter.poller import RequestLedger, SystemClock, TargetPoller
+from exporter.reload import Changes
+from exporter.selfmetrics import RequestLedger
 from exporter.sharding import Shard
 from exporter.simulator import Fault, Simulator
 from tests.processes import ExporterProcess, start_exporter
@@ -290,7 +293,7 @@ class TestApply:
         exporter = app.build(config_of(upstream.url, before, max_concurrency=1), LOG)
         clients = dict(zip((PROJECT, OTHER, THIRD), exporter.clients, strict=True))
 
-        async def scenario() -> tuple[app.Changes, set[tuple[str, str]], dict[str, bool]]:
+        async def scenario() -> tuple[Changes, set[tuple[str, str]], dict[str, bool]]:
             try:
                 assert len(await polled(exporter)) == 3
                 changes = await exporter.apply(config_of(upstream.url, after, max_concurrency=1))
@@ -300,7 +303,7 @@ class TestApply:
                 await exporter.close()
 
         changes, items, closed = asyncio.run(scenario())
-        assert changes == app.Changes(unchanged=(OTHER,), rebuilt=(PROJECT,), removed=(THIRD,))
+        assert changes == Changes(unchanged=(OTHER,), rebuilt=(PROJECT,), removed=(THIRD,))
         assert items == {(PROJECT, "pool-a"), (PROJECT, "pool-b"), (OTHER, "pool-a")}
         assert closed == {PROJECT: True, OTHER: False, THIRD: True}
         assert clients[OTHER] in exporter.clients
@@ -313,7 +316,7 @@ class TestApply:
         pools = {PROJECT: ["pool-a"], OTHER: ["pool-a"]}
         exporter = app.build(config_of(upstream.url, pools), LOG)
 
-        async def scenario() -> tuple[app.Changes, set[tuple[str, str]]]:
+        async def scenario() -> tuple[Changes, set[tuple[str, str]]]:
             try:
                 await polled(exporter)
                 changes = await exporter.apply(config_of(upstream.url, pools, timeout="5s"))
@@ -323,7 +326,7 @@ class TestApply:
                 await exporter.close()
 
         changes, items = asyncio.run(scenario())
-        assert changes == app.Changes(rebuilt=(PROJECT, OTHER))
+        assert changes == Changes(rebuilt=(PROJECT, OTHER))
         assert items == {(PROJECT, "pool-a"), (OTHER, "pool-a")}
         assert all(r.status == 503 for r in upstream.requests()[2:])
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from exporter import app, cli, config, sharding
+from exporter import app, cli, config, sharding, wiring
 from exporter.models import Api, ItemKey, Snapshot
 from exporter.sharding import UNSHARDED, Shard, ordinal_from_hostname, shard_of
 from exporter.simulator import Simulator, default_specs
@@ -317,9 +317,9 @@ class TestBuild:
             environ={},
         )
         (target,) = cfg.targets
-        everything = app.items_of(target)
+        everything = wiring.items_of(target)
         assert len(everything) == 32
-        parts = [app.items_of(target, Shard(i, 4)) for i in range(4)]
+        parts = [wiring.items_of(target, Shard(i, 4)) for i in range(4)]
         assert sorted(item for part in parts for item in part) == sorted(everything)
         for part in parts:
             assert part == [item for item in everything if item in part]

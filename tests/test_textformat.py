@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from exporter.collector import SnapshotCollector, client_family, render_text
+from exporter.collector import SnapshotCollector, render_text
+from exporter.families import client_family
 from exporter.models import (
     Api,
     ConfigStatus,

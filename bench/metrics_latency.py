@@ -65,7 +65,7 @@ def synthetic_snapshot(pools: int, now: float) -> Snapshot:
             for t in ("train", "infer", "notebook")
         )
         key = ItemKey(PROJECT, Api.WORKLOAD_STATISTICS, f"pool-{p:05d}")
-        items.append(ItemState(key, True, 0.05, now, now, WorkloadStatistics(job_types)))
+        items.append(ItemState(key, True, 0.05, now, WorkloadStatistics(job_types)))
     for job_type in ("train", "inference"):
         specs = tuple(
             ResourceSpec(
@@ -84,7 +84,7 @@ def synthetic_snapshot(pools: int, now: float) -> Snapshot:
             for i in range(6)
         )
         key = ItemKey(PROJECT, Api.RESOURCE_SPECS, job_type)
-        items.append(ItemState(key, True, 0.05, now, now, ResourceSpecs(6.0, specs)))
+        items.append(ItemState(key, True, 0.05, now, ResourceSpecs(6.0, specs)))
     return Snapshot(
         60.0,
         180.0,

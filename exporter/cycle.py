@@ -307,7 +307,7 @@ class TargetPoller:
         self, key: ItemKey, before: ItemState | None, code: str = "skipped_auth_failure"
     ) -> Outcome:
         self._ledger.error(self.project_id, key.api, code)
-        state = _failed(key, before, self._clock.wall(), 0.0, code, keep=True)
+        state = _failed(key, before, 0.0, code, keep=True)
         return Outcome(self._aged(state), reached=False)
 
     def _aged(self, state: ItemState) -> ItemState:
@@ -334,7 +334,7 @@ class TargetPoller:
     async def _attempt(
         self, key: ItemKey, before: ItemState | None, cycle_started: float, limits: CallLimits
     ) -> Outcome | _Refused:
-        started, wall = self._clock.monotonic(), self._clock.wall()
+        started = self._clock.monotonic()
         try:
             data = await self._fetch(key, cycle_started, limits)
         except PollError as error:
@@ -348,7 +348,7 @@ class TargetPoller:
                 # Not polled to the end this cycle, which says nothing of the item: its state
                 # stays (its data ages, as when a cycle overran and skipped it).
                 return Outcome(before, reached=False, out_of_time=True)
-            state = _failed(key, before, wall, duration, error.code, keep=not gone)
+            state = _failed(key, before, duration, error.code, keep=not gone)
             outcome = Outcome(
                 state,
                 reached=_reached(error),
@@ -361,11 +361,11 @@ class TargetPoller:
             self._ledger.error(self.project_id, key.api, "internal_error")
             self._tell_discovery(key, cycle_started, gone=False)
             duration = self._clock.monotonic() - started
-            state = _failed(key, before, wall, duration, "internal_error", keep=True)
+            state = _failed(key, before, duration, "internal_error", keep=True)
             return Outcome(state, reached=False)
         duration = self._clock.monotonic() - started
         self._count_problems(key, getattr(data, "problems", ()))
-        state = ItemState(key, True, duration, wall, self._clock.wall(), data)
+        state = ItemState(key, True, duration, self._clock.wall(), data)
         return Outcome(state, reached=True)
 
     def _count_problems(self, key: ItemKey, problems: Sequence[str]) -> None:
@@ -433,7 +433,6 @@ class _Refused:
 def _failed(
     key: ItemKey,
     before: ItemState | None,
-    attempted: float,
     duration: float,
     code: str,
     *,
@@ -443,7 +442,6 @@ def _failed(
         key=key,
         success=False,
         duration_seconds=duration,
-        last_attempt=attempted,
         last_success=before.last_success if before else None,
         data=before.data if (before and keep) else None,
         error_code=code,

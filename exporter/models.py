@@ -6,6 +6,7 @@ cycle and swaps it in whole; the collector and the exposition cache only ever re
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -13,6 +14,7 @@ from enum import StrEnum
 __all__ = [
     "JOB_STATUSES",
     "JOB_TYPES",
+    "LONE_SURROGATE",
     "NODE_STATES",
     "NO_LIMITS",
     "POOL_PHASES",
@@ -32,6 +34,10 @@ __all__ = [
     "WorkloadStatistics",
     "problems_of",
 ]
+
+#: A character UTF-8 cannot encode: a string holding one can be neither a label value nor
+#: sent. json.loads joins valid surrogate pairs, so any surrogate left in a str is a lone one.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Api(StrEnum):
@@ -171,8 +177,7 @@ class ItemState:
     key: ItemKey
     success: bool
     duration_seconds: float
-    #: Unix time of the latest attempt / success; None before the first.
-    last_attempt: float | None
+    #: Unix time of the latest success; None before the first.
     last_success: float | None
     #: The last good result, kept across failures; None when never polled or gone.
     data: Result | None
@@ -196,7 +201,6 @@ class CycleStats:
     cycles: int = 0
     skipped: int = 0
     last_duration_seconds: float = 0.0
-    last_finished: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from typing import Any
 
@@ -28,6 +27,7 @@ from exporter.errors import ApiError, ErrorDetail, ResponseError, safe_error_cod
 from exporter.models import (
     JOB_STATUSES,
     JOB_TYPES,
+    LONE_SURROGATE,
     NODE_STATES,
     POOL_PHASES,
     JobTypeStatistics,
@@ -192,14 +192,10 @@ def _filled(item: JobTypeStatistics | None, job_type: str) -> JobTypeStatistics:
     return JobTypeStatistics(job_type, item.total, known + tuple(counts.items()))
 
 
-#: json.loads joins valid surrogate pairs, so any surrogate left in a str is a lone one.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _text(value: str) -> str:
     """A string that can be encoded as UTF-8: JSON may carry lone surrogates (``\\ud800``),
     which would make the whole exposition unrenderable; they become U+FFFD."""
-    return _SURROGATE.sub("\ufffd", value)
+    return LONE_SURROGATE.sub("\ufffd", value)
 
 
 def _label(value: object) -> str:

@@ -203,7 +203,6 @@ class Poller:
             stats,
             cycles=stats.cycles + 1,
             last_duration_seconds=duration,
-            last_finished=self._clock.wall(),
         )
         self._log.info(
             "poll_cycle_finished",

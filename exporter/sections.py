@@ -6,25 +6,23 @@ Every error is a :class:`~exporter.errors.ConfigError` naming the key path
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from exporter.errors import ConfigError
+from exporter.models import LONE_SURROGATE
 
 __all__ = ["Section", "join_path", "string"]
 
 _MISSING: Any = object()
 T = TypeVar("T")
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
 
 def string(value: object, path: str) -> str:
     """A non-empty string, stripped."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(path, "expected a non-empty string")
-    if _SURROGATE.search(value):
+    if LONE_SURROGATE.search(value):
         # YAML's "\ud800" escape: such a string cannot be a label value (or sent at all).
         raise ConfigError(path, "contains a lone surrogate, which UTF-8 cannot encode")
     return value.strip()

@@ -60,7 +60,6 @@ def item(target: str, data: object, last_success: float | None, success: bool = 
         key=ItemKey(P, api, target),
         success=success,
         duration_seconds=0.25,
-        last_attempt=NOW,
         last_success=last_success,
         data=data,  # type: ignore[arg-type]
         error_code=None if success else "timeout",
@@ -90,7 +89,7 @@ def snapshot() -> Snapshot:
         request_rates=((P, 50.0),),
         requests=(((P, "workload_statistics", "200"), 7),),
         errors=(((P, "workload_statistics", "timeout"), 2),),
-        cycles=((P, CycleStats(3, 1, last_duration_seconds=0.5, last_finished=NOW)),),
+        cycles=((P, CycleStats(3, 1, last_duration_seconds=0.5)),),
     )
 
 

@@ -456,7 +456,7 @@ def check_raw(raw: bytes) -> None:
 
 
 def _item(api: Api, target: str, data: WorkloadStatistics | ResourceSpecs | PoolList) -> ItemState:
-    return ItemState(ItemKey(NP, api, target), True, 0.1, 1000.0, 1000.0, data)
+    return ItemState(ItemKey(NP, api, target), True, 0.1, 1000.0, data)
 
 
 def rendered_series(

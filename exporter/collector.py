@@ -79,7 +79,7 @@ def workload_families(
     for item in items:
         if not isinstance(item.data, WorkloadStatistics):
             continue
-        project, pool = item.key.project_id, item.key.target
+        project, pool = item.key.project_id, item.key.name
         region = regions.get(project, "")
         for stats in item.data.job_types:
             for status, count in stats.statuses:
@@ -142,7 +142,7 @@ def spec_families(
     for item in items:
         if not isinstance(item.data, ResourceSpecs):
             continue
-        project, job_type = item.key.project_id, item.key.target
+        project, job_type = item.key.project_id, item.key.name
         region = regions.get(project, "")
         if item.data.total_count is not None:
             count.add_metric([project, region, job_type], item.data.total_count)

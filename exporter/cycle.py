@@ -213,7 +213,7 @@ class TargetPoller:
             deadline = max(deadline, least)
         outcomes = await self._cycle(previous, tick, deadline)
         self._places = {o.state.key: _place(o) for o in outcomes}
-        if cut := [o.state.key.target for o in outcomes if o.out_of_time]:
+        if cut := [o.state.key.name for o in outcomes if o.out_of_time]:
             self._log.warning(
                 "poll_cycle_deadline", cut=len(cut), items=len(outcomes), targets=cut[:MAX_NAMED]
             )
@@ -357,7 +357,7 @@ class TargetPoller:
             )
             return _Refused(outcome) if isinstance(error, AuthError) else outcome
         except Exception:  # noqa: BLE001 - a bug must cost one item, never the loop
-            self._log.exception("poll_crashed", api=key.api.value, target=key.target)
+            self._log.exception("poll_crashed", api=key.api.value, target=key.name)
             self._ledger.error(self.project_id, key.api, "internal_error")
             self._tell_discovery(key, cycle_started, gone=False)
             duration = self._clock.monotonic() - started
@@ -377,7 +377,7 @@ class TargetPoller:
         self._log.warning(
             "response_partly_unreadable",
             api=key.api.value,
-            target=key.target,
+            target=key.name,
             error_code="invalid_field",
             problems=list(problems[:MAX_NAMED]),
             unreadable=len(problems),
@@ -395,9 +395,9 @@ class TargetPoller:
 
     async def _fetch(self, key: ItemKey, cycle_started: float, limits: CallLimits) -> Result:
         if key.api is Api.WORKLOAD_STATISTICS:
-            return await self._source.workload_statistics(key.target, limits)
+            return await self._source.workload_statistics(key.name, limits)
         if key.api is Api.RESOURCE_SPECS:
-            return await self._source.resource_specs(key.target, limits)
+            return await self._source.resource_specs(key.name, limits)
         if self._discovery is None:
             raise ValueError(f"no discovery configured for {key}")
         rules = self._discovery.rules
@@ -414,7 +414,7 @@ class TargetPoller:
         self._log.warning(
             "poll_failed",
             api=key.api.value,
-            target=key.target,
+            target=key.name,
             http_status=d.http_status,
             error_code=error.code,
             request_id=d.request_id,

@@ -22,7 +22,7 @@ polls, and when to ask ListPools again.
     >>> rules = Discovery(exclude=(re.compile("test-.*"),), refresh_interval=300)
     >>> found = PoolDiscovery("p" * 32, rules, owns=lambda key: True, slack=30)
     >>> taken = found.accept(PoolList((pool("a"), pool("b", "Creating"), pool("test-c"))), 0)
-    >>> [p.name for p in taken.pools], [k.target for k in found.pool_items]
+    >>> [p.name for p in taken.pools], [k.name for k in found.pool_items]
     (['a', 'b'], ['a'])
     >>> found.due(269), found.due(270), found.listed
     (False, True, True)

@@ -161,13 +161,14 @@ Result = WorkloadStatistics | ResourceSpecs | PoolList
 
 @dataclass(frozen=True, slots=True, order=True)
 class ItemKey:
-    """One polled item: a pool's workload statistics or a job type's resource specs."""
+    """One polled item of a target (a project): a pool's workload statistics, a job type's
+    resource specs, or the target's pool discovery."""
 
     project_id: str
     api: Api
     #: the pool name (workload_statistics), the job type (resource_specs) or the
-    #: workspace id (pools: discovery)
-    target: str
+    #: workspace id (pools: discovery); the label ``target`` of the item's health series
+    name: str
 
 
 @dataclass(frozen=True, slots=True)

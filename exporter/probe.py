@@ -303,7 +303,7 @@ async def probe_target(
             discovery = discovery_of(target, config)
             assert discovery is not None
             taken = discovery.accept(result, 0.0)
-            extra = [k.target for k in discovery.pool_items if k.target not in target.pools]
+            extra = [k.name for k in discovery.pool_items if k.name not in target.pools]
             if extra:
                 found.add(extra[0])
                 pending.append((Api.WORKLOAD_STATISTICS, extra[0]))

@@ -126,7 +126,7 @@ def health_families(snapshot: Snapshot, regions: Regions, make: Maker[F]) -> Ite
     )
     for item in snapshot.items:
         project = item.key.project_id
-        labels = [project, regions.get(project, ""), item.key.api.value, item.key.target]
+        labels = [project, regions.get(project, ""), item.key.api.value, item.key.name]
         success.add_metric(labels, 1.0 if item.success else 0.0)
         duration.add_metric(labels, item.duration_seconds)
         if item.last_success is not None:
@@ -143,7 +143,7 @@ def health_families(snapshot: Snapshot, regions: Regions, make: Maker[F]) -> Ite
         [*ITEM, "error_code"],
         (
             (
-                (key.project_id, regions.get(key.project_id, ""), key.api.value, key.target, code),
+                (key.project_id, regions.get(key.project_id, ""), key.api.value, key.name, code),
                 1.0,
             )
             for key, code in (

@@ -86,7 +86,7 @@ class Shard:
         """Whether this shard polls ``item``: pools by stable hash, resource specs on shard 0."""
         if item.api is Api.RESOURCE_SPECS:
             return self.index == 0
-        return shard_of(item.project_id, item.target, self.total) == self.index
+        return shard_of(item.project_id, item.name, self.total) == self.index
 
 
 #: The one shard of an unsharded exporter: it owns every item.

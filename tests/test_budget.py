@@ -591,7 +591,7 @@ class TestOverSockets:
         assert all(item.success for item in polled.steady.snapshot.items)
         assert len(polled.steady.requests) == 30
         assert polled_pools(polled.throttled) == set(POOLS) - {POOLS[0]}
-        failed = [i.key.target for i in polled.throttled.snapshot.items if not i.success]
+        failed = [i.key.name for i in polled.throttled.snapshot.items if not i.success]
         assert failed == [POOLS[0]]
         assert len(polled.throttled.snapshot.items) == 30
         assert [r.status for r in polled.throttled.requests] == [429] + [200] * 29

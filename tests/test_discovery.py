@@ -99,7 +99,7 @@ class TestAccept:
 
         def owns(key: ItemKey) -> bool:
             asked.append(key)
-            return key.target != "pool-b"
+            return key.name != "pool-b"
 
         discovery = found(Discovery(exclude=(re.compile("pool-c"),)), owns)
         taken = discovery.accept(listed(pool("pool-a"), pool("pool-b"), pool("pool-c")), 0)
@@ -114,7 +114,7 @@ class TestAccept:
         pools = [pool(f"pool-{i}-{phase or 'none'}", phase) for i, phase in enumerate(phases)]
         discovery = found()
         assert discovery.accept(listed(*pools), 0).pools == tuple(pools)
-        assert [key.target for key in discovery.pool_items] == [
+        assert [key.name for key in discovery.pool_items] == [
             "pool-1-Running",
             "pool-2-Abnormal",
             "pool-5-Upgrading",
@@ -126,7 +126,7 @@ class TestAccept:
         discovery = found()
         assert not discovery.pool_items
         discovery.accept(listed(pool("pool-c"), pool("pool-a"), pool("pool-b")), 0)
-        assert [key.target for key in discovery.pool_items] == ["pool-a", "pool-b", "pool-c"]
+        assert [key.name for key in discovery.pool_items] == ["pool-a", "pool-b", "pool-c"]
 
     def test_a_new_answer_replaces_the_last(self) -> None:
         """A pool missing from the next answer, or now deleting, is no longer polled."""

@@ -171,7 +171,7 @@ def make_poller(
 
 
 def by_pool(snapshot: Snapshot) -> dict[str, ItemState]:
-    return {item.key.target: item for item in snapshot.items}
+    return {item.key.name: item for item in snapshot.items}
 
 
 def timed_out() -> TransportError:
@@ -264,7 +264,7 @@ class TestOneItemNeverHoldsUpTheOthers:
                 assert ledger.errors[cut] > cuts, "the cycle was expected to run short of time"
                 answered.append(
                     {
-                        i.key.target
+                        i.key.name
                         for i in poller.snapshot.items
                         if i.success and i.last_success != before.get(i.key)
                     }
@@ -359,7 +359,7 @@ class TestIsolation:
         }
         snapshot = asyncio.run(poller.run_cycle())
         a, b = snapshot.items
-        assert (a.key.target, a.success, a.data, a.error_code) == ("a", False, stats(1), "timeout")
+        assert (a.key.name, a.success, a.data, a.error_code) == ("a", False, stats(1), "timeout")
         assert a.last_success == clock.now - 60
         assert (b.success, b.data, b.last_success) == (True, stats(5), clock.now)
 

@@ -79,7 +79,7 @@ def discovering_poller(
 
 
 def targets(snapshot: Snapshot, api: Api = Api.WORKLOAD_STATISTICS) -> list[str]:
-    return [i.key.target for i in snapshot.items if i.key.api is api]
+    return [i.key.name for i in snapshot.items if i.key.api is api]
 
 
 class TestDiscovery:
@@ -91,7 +91,7 @@ class TestDiscovery:
         assert sorted(source.calls[1:]) == ["a", "b"]
         assert targets(snapshot) == ["a", "b"]
         (found,) = [i for i in snapshot.items if i.key.api is Api.POOLS]
-        assert found.key.target == "0"
+        assert found.key.name == "0"
         assert isinstance(found.data, PoolList)
         assert [p.name for p in found.data.pools] == ["a", "b"]
 
@@ -212,7 +212,7 @@ class TestDiscovery:
         calls = len(source.calls)
         snapshot = asyncio.run(poller.run_cycle())
         assert source.calls[calls:] == []
-        codes = {i.key.target: i.error_code for i in snapshot.items}
+        codes = {i.key.name: i.error_code for i in snapshot.items}
         assert codes == {"0": "APIGW.0301", "a": "skipped_auth_backoff"}
 
     def test_pools_without_workloads_are_shown_not_polled(self) -> None:
@@ -283,7 +283,7 @@ class TestIndependentTargets:
         assert cycles[PROJECT].cycles >= 6
         assert cycles[OTHER].cycles == 0
         assert len(fast.calls) >= 6
-        fresh = [s for s in published if any(i.key.target == "fast" for i in s.items)]
+        fresh = [s for s in published if any(i.key.name == "fast" for i in s.items)]
         successes = sorted({i.last_success for s in fresh for i in s.items if i.last_success})
         assert len(successes) >= 6
         assert not poller.ready()
@@ -309,7 +309,7 @@ class TestIndependentTargets:
             clock.now += INTERVAL
         assert len(good.calls) == 5
         assert len(refused.calls) < 5
-        a = next(i for i in snapshot.items if i.key.target == "a")
+        a = next(i for i in snapshot.items if i.key.name == "a")
         assert a.success
         assert snapshot.is_fresh(a, clock.now - INTERVAL)
         assert dict(snapshot.up) == {PROJECT: True, OTHER: False}

@@ -280,7 +280,7 @@ def upstream() -> Iterator[Simulator]:
 async def polled(exporter: app.Exporter) -> set[tuple[str, str]]:
     """(project, pool) of every item with data after one more cycle."""
     snapshot = await exporter.poller.run_cycle()
-    return {(i.key.project_id, i.key.target) for i in snapshot.items if i.data is not None}
+    return {(i.key.project_id, i.key.name) for i in snapshot.items if i.data is not None}
 
 
 class TestApply:

@@ -323,7 +323,7 @@ class TestBuild:
         assert sorted(item for part in parts for item in part) == sorted(everything)
         for part in parts:
             assert part == [item for item in everything if item in part]
-        assert [i.target for i in parts[0] if i.api is Api.RESOURCE_SPECS] == [
+        assert [i.name for i in parts[0] if i.api is Api.RESOURCE_SPECS] == [
             "train",
             "inference",
         ]

@@ -7,6 +7,11 @@
 
 Unknown keys are errors, so a typo never silently does nothing. ``load()`` is the thin edge
 that opens the file. Every key is documented in ``config.example.yaml``.
+
+Why one module of some 550 lines: it is the schema (the dataclasses) and the reading of
+each section beside it, so that a key's type, default and check are read in one place.
+The readers of single values (durations, numbers, URLs, patterns, ``${VAR}``) are
+``exporter.sections``', shared with the web config.
 """
 
 from __future__ import annotations
@@ -18,10 +23,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from exporter.errors import ConfigError
-from exporter.sections import Section, join_path, string
+from exporter.sections import (
+    Section,
+    expand_environment,
+    parse_duration,
+    patterns,
+    positive_int,
+    positive_number,
+    string,
+    string_list,
+    url,
+    word,
+)
 from exporter.yamlfile import read_yaml
 
 __all__ = [
@@ -183,102 +198,6 @@ class Config:
     burst: int = DEFAULT_BURST
 
 
-# ---------------------------------------------------------------------------- primitives
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def _float(value: int | float) -> float:
-    """``float(value)``; infinite for an integer beyond the float range (YAML allows any)."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
-
-
-def parse_duration(value: object, path: str) -> float:
-    """``30s``, ``5m``, ``1h``, ``500ms`` or a plain number of seconds; must be > 0."""
-    if isinstance(value, bool):
-        raise ConfigError(path, "expected a duration like 30s, 5m or 60")
-    if isinstance(value, int | float):
-        seconds = _float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
-        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
-    else:
-        raise ConfigError(path, f"expected a duration like 30s, 5m or 60, got {value!r}")
-    if not math.isfinite(seconds):
-        raise ConfigError(path, f"must be a finite duration, got {value!r}")
-    if seconds <= 0:
-        raise ConfigError(path, "must be greater than zero")
-    return seconds
-
-
-def _positive_int(value: object, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(path, f"expected a whole number >= 1, got {value!r}")
-    return value
-
-
-def _positive_number(value: object, path: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(_float(value))
-        or value <= 0
-    ):
-        raise ConfigError(path, f"expected a number > 0, got {value!r}")
-    return float(value)
-
-
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _expand(text: str, environ: Mapping[str, str], path: str) -> str:
-    """Replace ``${VAR}`` / ``${VAR:-default}``; ``$$`` is a literal ``$``.
-
-    As in the shell, ``:-`` uses the default when the variable is unset or empty.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        if match[0] == "$$":
-            return "$"
-        name, default = match[1], match[2]
-        if environ.get(name) or (name in environ and default is None):
-            return environ[name]
-        if default is not None:
-            return default
-        raise ConfigError(path or "(top level)", f"environment variable {name} is not set")
-
-    return _VAR.sub(replace, text)
-
-
-def _expand_tree(node: object, environ: Mapping[str, str], path: str) -> object:
-    """Expand every string in ``node``, but none under a key with a ':' in it. No known key
-    has one, so such a key is refused as unknown before its value is read, and its name, which
-    may hold a secret (``secret_key:VALUE``), never reaches a message as an expansion's path."""
-    if isinstance(node, str):
-        return _expand(node, environ, path)
-    if isinstance(node, list):
-        return [_expand_tree(v, environ, f"{path}[{i}]") for i, v in enumerate(node)]
-    if isinstance(node, dict):
-        return {
-            k: v if ":" in str(k) else _expand_tree(v, environ, join_path(path, str(k)))
-            for k, v in node.items()
-        }
-    return node
-
-
-def _string_list(value: object, path: str) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise ConfigError(path, "expected a list of strings")
-    items = tuple(string(v, f"{path}[{i}]") for i, v in enumerate(value))
-    for i, item in enumerate(items):
-        if item in items[:i]:
-            raise ConfigError(f"{path}[{i}]", f"duplicate value {item!r}")
-    return items
-
-
 # ---------------------------------------------------------------------------- secrets
 
 FileReader = Callable[[str], str]
@@ -381,7 +300,7 @@ def _credentials(value: object, path: str, ctx: _Context) -> Credentials:
         return PasswordCredentials(user=user, password=password, domain=domain)
     if kind == "metadata":
         section.only(("type", "url"))
-        return MetadataCredentials(url=section.take("url", _url, MetadataCredentials.url))
+        return MetadataCredentials(url=section.take("url", url, MetadataCredentials.url))
     raise ConfigError(
         section.at("type"), f"expected 'aksk', 'password' or 'metadata', got {kind!r}"
     )
@@ -409,20 +328,6 @@ def _region(value: object, path: str) -> str:
     return text
 
 
-def _url(value: object, path: str) -> str:
-    text = string(value, path).rstrip("/")
-    try:
-        parts = urlsplit(text)
-        host = parts.hostname
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        raise ConfigError(path, f"expected an http(s) URL, got {text!r}") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError(path, f"expected an http(s) URL, got {text!r}")
-    if parts.query or parts.fragment or parts.path not in ("", "/"):
-        raise ConfigError(path, "expected scheme://host[:port] with no path or query")
-    return text
-
-
 def modelarts_endpoint(region: str) -> str:
     domain = "myhuaweicloud.cn" if region == "ap-southeast-1" else "myhuaweicloud.com"
     return f"https://modelarts.{region}.{domain}"
@@ -433,33 +338,11 @@ def iam_endpoint(region: str) -> str:
 
 
 def _job_types(value: object, path: str) -> tuple[str, ...]:
-    return Section(value, path, ("job_types",)).take("job_types", _string_list, _NONE)
+    return Section(value, path, ("job_types",)).take("job_types", string_list, _NONE)
 
 
 #: Pool discovery is refreshed this often unless configured (or poll_interval, if longer).
 DEFAULT_REFRESH_INTERVAL = 300.0
-
-
-def _patterns(value: object, path: str) -> tuple[re.Pattern[str], ...]:
-    patterns = []
-    for i, text in enumerate(_string_list(value, path)):
-        try:
-            patterns.append(re.compile(text))
-        except re.error as exc:
-            raise ConfigError(f"{path}[{i}]", f"not a valid regular expression: {exc}") from None
-        except (OverflowError, RecursionError):  # a huge repeat count, nesting too deep
-            raise ConfigError(f"{path}[{i}]", "not a valid regular expression: too large") from None
-    return tuple(patterns)
-
-
-def _word(value: object, path: str) -> str:
-    """A non-empty string. YAML reads ``workspace_id: 0`` as a number, so 0 is taken as "0";
-    any other number is refused, since YAML may have changed it (0123 is octal 83)."""
-    if value == 0 and isinstance(value, int) and not isinstance(value, bool):
-        return "0"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ConfigError(path, f'expected a string; quote it, e.g. "{value}"')
-    return string(value, path)
 
 
 #: The values ListPools documents for its ``status`` filter: pool creation states (the API
@@ -484,11 +367,11 @@ def _discovery(value: object, path: str, poll_interval: float) -> Discovery:
     if refresh < poll_interval:
         raise ConfigError(section.at("refresh_interval"), "must be at least poll_interval")
     return Discovery(
-        workspace_id=section.take("workspace_id", _word, None),
+        workspace_id=section.take("workspace_id", word, None),
         status=section.take("status", _creation_state, None),
-        label_selector=section.take("label_selector", _word, None),
-        include=section.take("include", _patterns, ()),
-        exclude=section.take("exclude", _patterns, ()),
+        label_selector=section.take("label_selector", word, None),
+        include=section.take("include", patterns, ()),
+        exclude=section.take("exclude", patterns, ()),
         refresh_interval=refresh,
     )
 
@@ -522,21 +405,21 @@ def _target(value: object, path: str, ctx: _Context, defaults: _TargetDefaults) 
     section = Section(value, path, _TARGET_KEYS)
     project_id = section.take("project_id", _project_id)
     region = section.take("region", _region)
-    rate = section.take("requests_per_second", _positive_number, defaults.requests_per_second)
+    rate = section.take("requests_per_second", positive_number, defaults.requests_per_second)
     # An unset burst follows this target's own rate unless the top level sets one.
     burst = defaults.burst if defaults.burst is not None else default_burst(rate)
     target = Target(
         project_id=project_id,
         region=region,
-        endpoint=section.take("endpoint", _url, modelarts_endpoint(region)),
-        iam_endpoint=section.take("iam_endpoint", _url, iam_endpoint(region)),
-        pools=section.take("pools", _string_list, _NONE),
+        endpoint=section.take("endpoint", url, modelarts_endpoint(region)),
+        iam_endpoint=section.take("iam_endpoint", url, iam_endpoint(region)),
+        pools=section.take("pools", string_list, _NONE),
         job_types=section.take("resource_specs", _job_types, _NONE),
         credentials=section.take("credentials", lambda v, p: _credentials(v, p, ctx), None)
         or _credentials({}, section.at("credentials"), ctx),
-        max_concurrency=section.take("max_concurrency", _positive_int, defaults.max_concurrency),
+        max_concurrency=section.take("max_concurrency", positive_int, defaults.max_concurrency),
         requests_per_second=rate,
-        burst=section.take("burst", _positive_int, burst),
+        burst=section.take("burst", positive_int, burst),
         # Present, even empty (``discovery:``), turns discovery on with its defaults.
         discovery=_discovery(
             section.data["discovery"], section.at("discovery"), defaults.poll_interval
@@ -566,7 +449,7 @@ def _retry(value: object, path: str) -> RetryPolicy:
     section = Section(value, path, ("max_attempts", "initial_backoff", "max_backoff"))
     default = RetryPolicy()
     policy = RetryPolicy(
-        max_attempts=section.take("max_attempts", _positive_int, default.max_attempts),
+        max_attempts=section.take("max_attempts", positive_int, default.max_attempts),
         initial_backoff=section.take("initial_backoff", parse_duration, default.initial_backoff),
         max_backoff=section.take("max_backoff", parse_duration, default.max_backoff),
     )
@@ -598,11 +481,11 @@ def parse(
 ) -> Config:
     """Validate a decoded YAML document; raise ``ConfigError`` naming the first bad key."""
     ctx = _Context(environ=environ, read_file=read_file)
-    root = Section(_expand_tree(data, environ, ""), "", _TOP_LEVEL_KEYS)
+    root = Section(expand_environment(data, environ, ""), "", _TOP_LEVEL_KEYS)
     interval = root.take("poll_interval", parse_duration, 60.0)
-    max_concurrency = root.take("max_concurrency", _positive_int, 8)
-    rate = root.take("requests_per_second", _positive_number, DEFAULT_REQUESTS_PER_SECOND)
-    burst: int | None = root.take("burst", _positive_int, None)
+    max_concurrency = root.take("max_concurrency", positive_int, 8)
+    rate = root.take("requests_per_second", positive_number, DEFAULT_REQUESTS_PER_SECOND)
+    burst: int | None = root.take("burst", positive_int, None)
     defaults = _TargetDefaults(max_concurrency, rate, burst, interval)
     config = Config(
         poll_interval=interval,
@@ -610,7 +493,7 @@ def parse(
         jitter=root.take("jitter", _non_negative_duration, min(5.0, interval / 10)),
         timeout=root.take("timeout", parse_duration, 10.0),
         max_concurrency=max_concurrency,
-        max_response_bytes=root.take("max_response_bytes", _positive_int, 4 * 1024 * 1024),
+        max_response_bytes=root.take("max_response_bytes", positive_int, 4 * 1024 * 1024),
         retry=root.take("retry", _retry, RetryPolicy()),
         targets=root.take("targets", lambda v, p: _targets(v, p, ctx, defaults)),
         requests_per_second=rate,

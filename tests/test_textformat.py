@@ -172,7 +172,6 @@ ITEMS = st.builds(
     KEYS,
     st.booleans(),
     NUMBERS,
-    st.none() | st.just(NOW),
     st.none() | st.sampled_from([NOW - 10.0, NOW - 1000.0]),
     st.none() | WORKLOADS | SPECS | POOLS,
     st.none() | TEXT,

@@ -18,7 +18,6 @@ library only, and the rest of this module imports matplotlib only when it draws.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import re
@@ -34,8 +33,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
+
+import queries
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -130,31 +130,20 @@ def points(pixels: float) -> float:
     return pixels * 72 / DPI
 
 
-# --- the dashboard JSON, and generate.py's variable substitution ------------------------
-
-
-@cache
-def generator() -> ModuleType:
-    """``grafana/generate.py`` as a module (``grafana/`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("grafana_generate", HERE / "generate.py")
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {HERE / 'generate.py'}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# --- the dashboard JSON, and the generator's variable substitution (queries.py) ---------
 
 
 def dashboard_variables(dashboard: Json, given: Mapping[str, str]) -> dict[str, str]:
-    """Every variable of ``dashboard``: ``given`` values, the others All (``generate.ALL``)."""
-    all_values: str = generator().ALL
+    """Every variable of ``dashboard``: ``given`` values, the others All (``queries.ALL``)."""
+    all_values = queries.ALL
     defined = [v["name"] for v in dashboard.get("templating", {}).get("list", [])]
     return {**dict.fromkeys(defined, all_values), **given}
 
 
 def expand(expr: str, variables: Mapping[str, str]) -> str:
     """``expr`` with ``$var``/``${var}`` from ``variables`` and Grafana's macros, as
-    ``generate.expand`` substitutes them (an unknown variable raises ``KeyError``)."""
-    return str(generator().expand(expr, {}, variables))
+    ``queries.expand`` substitutes them (an unknown variable raises ``KeyError``)."""
+    return queries.expand(expr, {}, variables)
 
 
 def panel_titles(dashboard: Json) -> list[str]:
@@ -1469,7 +1458,7 @@ def draw_header(canvas: Canvas, dashboard: Json, context: Context) -> None:
     for variable in dashboard.get("templating", {}).get("list", []):
         value = context.variables.get(variable["name"], "")
         label = variable.get("label") or variable["name"]
-        shown.append(f"{label}: {'All' if value == generator().ALL else value}")
+        shown.append(f"{label}: {'All' if value == queries.ALL else value}")
     canvas.text(MARGIN, 52, "    ".join(shown), size=12.5, shade=TEXT_DIM)
     window = context.window
     minutes = max(1, round((window.end - window.start) / 60))

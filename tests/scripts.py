@@ -16,8 +16,12 @@ __all__ = ["generator", "load", "mixin", "renderer"]
 @cache
 def load(relative: str, name: str) -> ModuleType:
     """The script at ``ROOT / relative`` as the module ``name``, registered in
-    ``sys.modules`` (its dataclasses look their module up there); loaded once."""
+    ``sys.modules`` (its dataclasses look their module up there); loaded once. Its directory
+    goes on ``sys.path``, as when Python runs the script, so that it imports the modules
+    beside it (``grafana/generate.py`` imports ``grafana/panels.py`` and the others)."""
     path = ROOT / relative
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")

@@ -52,6 +52,8 @@ def shared_settings(config: Config) -> tuple[object, ...]:
 
 
 def same_credentials(old: Target, new: Target) -> bool:
+    """Whether a rebuilt target signs the same way at the same endpoints: it then waits out
+    the refusal backoff of the one it replaces."""
     return (old.credentials, old.endpoint, old.iam_endpoint) == (
         new.credentials,
         new.endpoint,

@@ -44,11 +44,11 @@ rules: $(VENV)/.runtime
 
 stack: $(VENV)/.runtime
 	scripts/ensure-tools
-	$(BIN)/python -m tests.stack $(if $(FAST),--fast)
+	$(BIN)/python -m tests.support.stack $(if $(FAST),--fast)
 
 screenshots: $(VENV)/.test
 	scripts/ensure-tools
-	$(BIN)/python -m tests.screenshots
+	$(BIN)/python -m tests.support.screenshots
 
 bench: $(VENV)/.test
 	$(BIN)/python bench/metrics_latency.py

@@ -1,7 +1,8 @@
 # The two commands of the README's Quickstart, and a few more.
 #   make demo   the exporter against its built-in simulator: http://localhost:10072/metrics
 #               (PORT=9999: on another port)
-#   make test   every check: ruff, mypy --strict, pytest (unit, golden, end-to-end)
+#   make test   every check: ruff, mypy --strict, pytest (tests/unit, tests/deploy, tests/e2e)
+#   make test-unit  the unit tier only (pytest tests/unit, no lint): under a minute
 #   make stack  simulator + exporter + Prometheus + Alertmanager on loopback, notifications
 #               printed (FAST=1: every duration 30 times shorter)
 #   make screenshots  the stack for about four minutes, then docs/images/<dashboard uid>.png:
@@ -18,7 +19,7 @@ BIN    := $(VENV)/bin
 # environment is not taken (the command line still overrides it).
 PORT   :=
 
-.PHONY: demo test rules stack screenshots bench soak clean
+.PHONY: demo test test-unit rules stack screenshots bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,16 +40,21 @@ test: $(VENV)/.test
 	scripts/ensure-tools
 	VENV=$(VENV) scripts/check
 
+# The in-process tests (tests/unit/); one of them runs promtool check metrics.
+test-unit: $(VENV)/.test
+	scripts/ensure-tools
+	$(BIN)/python -m pytest tests/unit
+
 rules: $(VENV)/.runtime
 	$(BIN)/python deploy/prometheus/mixin.py
 
 stack: $(VENV)/.runtime
 	scripts/ensure-tools
-	$(BIN)/python -m tests.stack $(if $(FAST),--fast)
+	$(BIN)/python -m tests.support.stack $(if $(FAST),--fast)
 
 screenshots: $(VENV)/.test
 	scripts/ensure-tools
-	$(BIN)/python -m tests.screenshots
+	$(BIN)/python -m tests.support.screenshots
 
 bench: $(VENV)/.test
 	$(BIN)/python bench/metrics_latency.py

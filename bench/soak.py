@@ -30,7 +30,7 @@ Exit status 0 on a pass, 1 otherwise. A stuck exporter fails it too (deadlines).
 
     .venv/bin/python bench/soak.py [--cycles 2000] [--warm-up 300] [--seed 1]
 
-``tests/test_soak.py`` runs a short variant in CI.
+``tests/e2e/test_soak.py`` runs a short variant in CI.
 """
 
 from __future__ import annotations

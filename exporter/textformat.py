@@ -10,7 +10,7 @@ same few blocks.
 
 The bytes are prometheus_client's own (``generate_latest``): label pairs sorted by name, label
 values and help text escaped the same way, numbers formatted by its ``floatToGoString``;
-``tests/test_textformat.py`` compares the two on the same families.
+``tests/unit/test_textformat.py`` compares the two on the same families.
 """
 
 from __future__ import annotations

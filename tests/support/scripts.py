@@ -17,11 +17,12 @@ __all__ = ["generator", "load", "mixin", "renderer"]
 def load(relative: str, name: str) -> ModuleType:
     """The script at ``ROOT / relative`` as the module ``name``, registered in
     ``sys.modules`` (its dataclasses look their module up there); loaded once. Its directory
-    goes on ``sys.path``, as when Python runs the script, so that it imports the modules
-    beside it (``grafana/generate.py`` imports ``grafana/panels.py`` and the others)."""
+    goes first on ``sys.path``, as when Python runs the script, so that it imports the modules
+    beside it (``grafana/generate.py`` imports ``grafana/panels.py`` and the others), never
+    an installed module of the same name."""
     path = ROOT / relative
     if str(path.parent) not in sys.path:
-        sys.path.append(str(path.parent))
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")

@@ -47,6 +47,7 @@ __all__ = [
     "MixinError",
     "Settings",
     "alertmanager_config",
+    "check_holds",
     "check_inhibitions",
     "load_settings",
     "outputs",
@@ -611,7 +612,18 @@ def check_inhibitions(settings: Settings, alertmanager: str) -> None:
             f"keep_inhibiting_for: {hold} is not longer than alertmanager.yml's group_interval "
             f"({longest}): inhibited alerts would be notified when they resolve"
         )
-    names = list(SCHEMA)
+    for source, target in _inhibitions(document, list(SCHEMA)):
+        slow, fast = settings.wait(source), settings.wait(target)
+        if slow is not None and fast is not None and not slow < fast:
+            raise MixinError(
+                f"alerts.{source}: fires after {slow}, not sooner than "
+                f"{target} ({fast}), which alertmanager.yml lets it inhibit"
+            )
+
+
+def _inhibitions(document: Any, names: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """Every (source, target) pair of alert names that alertmanager.yml's inhibit_rules
+    let the first inhibit the second."""
     for i, rule in enumerate(document.get("inhibit_rules") or []):
         where = f"alertmanager.yml: inhibit_rules[{i}]"
         sources = _alert_names(_matchers(rule["source_matchers"], where), names)
@@ -620,12 +632,29 @@ def check_inhibitions(settings: Settings, alertmanager: str) -> None:
             raise MixinError(f"{where}: matches no alert of settings.yml on one side")
         for source in sources:
             for target in targets:
-                slow, fast = settings.wait(source), settings.wait(target)
-                if slow is not None and fast is not None and not slow < fast:
-                    raise MixinError(
-                        f"alerts.{source}: fires after {slow}, not sooner than "
-                        f"{target} ({fast}), which alertmanager.yml lets it inhibit"
-                    )
+                yield source, target
+
+
+def check_holds(rules: str, alertmanager: str, step: Duration) -> None:
+    """An inhibiting alert must keep firing at least a ``step`` (one evaluation, at most)
+    longer than each alert it inhibits that keeps firing too (keep_firing_for): when one
+    cause ends both, resolved in the same evaluation, the target's group may be flushed in
+    the moment between the two "resolved", while nothing inhibits it, and be notified as
+    firing. (A target that does not keep firing resolves with its own condition.)"""
+    holds = {
+        rule["alert"]: Duration.parse(rule.get("keep_firing_for", "0s"))
+        for group in yaml.safe_load(rules)["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    for source, target in _inhibitions(yaml.safe_load(alertmanager), list(holds)):
+        held = holds[target].seconds
+        if held and holds[source].seconds < held + step.seconds:
+            raise MixinError(
+                f"{source}: keeps firing for {holds[source]} after its cause, not a {step} "
+                f"step longer than {target} ({holds[target]}), which alertmanager.yml lets it "
+                "inhibit: the two could resolve together and the second be notified"
+            )
 
 
 def outputs(settings: Settings, output_dir: Path | None = None) -> dict[Path, str]:
@@ -635,6 +664,9 @@ def outputs(settings: Settings, output_dir: Path | None = None) -> dict[Path, st
     alertmanager = ALERTMANAGER.read_text(encoding="utf-8")
     check_inhibitions(settings, alertmanager)
     rules = rules_text(settings)
+    step = settings.lookup("step")
+    if isinstance(step, Duration):
+        check_holds(rules, alertmanager, step)
     tests = unit_test_texts(settings)
     if output_dir is not None:
         return {

@@ -173,6 +173,28 @@ class TestSettingsValidation:
         with pytest.raises(mixin().MixinError, match="group_interval \\(10m\\)"):
             mixin().check_inhibitions(mixin().parse_settings(settings_document()), slower)
 
+    def test_an_inhibitor_outlasts_the_held_alerts_it_inhibits_by_a_step(self) -> None:
+        """An inhibiting alert keeps firing a step longer than each alert it inhibits that
+        also keeps firing: ModelArtsAuthenticationFailed over ModelArtsApiUnreachable. With
+        equal holds one fixed key resolves both in one evaluation, and Alertmanager could
+        flush ModelArtsApiUnreachable in between and page for it; the check refuses that,
+        and the shipped rules pass it."""
+        rules = (ROOT / "deploy" / "prometheus" / "rules.yml").read_text()
+        alertmanager = (ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text()
+        step = mixin().Duration.parse("1m")
+        mixin().check_holds(rules, alertmanager, step)
+        document = yaml.safe_load(rules)
+        for group in document["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") == "ModelArtsAuthenticationFailed":
+                    rule["keep_firing_for"] = "7m"
+        with pytest.raises(mixin().MixinError) as error:
+            mixin().check_holds(yaml.safe_dump(document), alertmanager, step)
+        assert str(error.value).startswith(
+            "ModelArtsAuthenticationFailed: keeps firing for 7m after its cause, not a 1m step "
+            "longer than ModelArtsApiUnreachable (7m)"
+        )
+
     def test_the_script_exits_2_naming_the_key(self, tmp_path: Path) -> None:
         """Run with bad settings, the script writes nothing and exits 2 with the key."""
         bad = tmp_path / "settings.yml"

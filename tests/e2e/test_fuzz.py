@@ -201,6 +201,12 @@ def invalid_response(error: Exception) -> bool:
     )
 
 
+def said_false(value: object) -> bool:
+    """Whether ``value`` says false as the API's flags may: the boolean, or a string that
+    is "false" in any case (flags may come as strings, as counts do)."""
+    return value is False or (isinstance(value, str) and value.lower() == "false")
+
+
 def parsed(parser: Callable[[object], T], body: object) -> T | None:
     """What ``parser`` makes of ``body``; None when it refused the body as documented: a
     ResponseError naming a JSON path or, from QueryJobResourceSpecs with is_success false,
@@ -209,7 +215,7 @@ def parsed(parser: Callable[[object], T], body: object) -> T | None:
     if type(result) is ApiError:
         assert parser is parse.parse_resource_specs
         assert isinstance(body, dict)
-        assert body.get("is_success") is False
+        assert said_false(body.get("is_success")), body
         assert result.detail.http_status == 200
         return None
     if isinstance(result, Exception):

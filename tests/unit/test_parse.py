@@ -462,6 +462,14 @@ class TestResourceSpecs:
         assert info.value.code == "http_error"
         assert info.value.detail.http_status == 200
 
+    @pytest.mark.parametrize("flag", ["false", "FALSE"])
+    def test_failed_as_a_string(self, flag: str) -> None:
+        """``is_success`` as the string "false", in any case, is a failure like the boolean:
+        flags are read like ``no_resource``. The specs beside it are not read."""
+        with pytest.raises(ApiError) as info:
+            parse_resource_specs({"is_success": flag, "specs": float("nan")})
+        assert info.value.detail.http_status == 200
+
     def test_non_numeric_fields_are_skipped(self) -> None:
         """Numeric fields that are not numbers become None without failing the response."""
         body = {

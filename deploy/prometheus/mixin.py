@@ -185,6 +185,13 @@ class Settings:
         except KeyError:
             raise MixinError(f"unknown setting {name!r}") from None
 
+    def duration(self, name: str) -> Duration:
+        """``lookup(name)``, which must be a duration."""
+        value = self.lookup(name)
+        if not isinstance(value, Duration):
+            raise MixinError(f"setting {name!r} is {value!r}, not a duration")
+        return value
+
     def scaled(self, factor: float) -> Settings:
         """Every duration (``for:``, windows, the step) multiplied by ``factor``: the fast
         end-to-end stack runs the same rules at, say, a 30th of the time."""
@@ -605,9 +612,9 @@ def check_inhibitions(settings: Settings, alertmanager: str) -> None:
     And they must keep firing longer than any group_interval, so that targets that resolve
     with them are flushed while still inhibited."""
     document: Any = yaml.safe_load(alertmanager)
-    hold = settings.lookup("keep_inhibiting_for")
+    hold = settings.duration("keep_inhibiting_for")
     longest = max(_group_intervals(document.get("route") or {}))
-    if isinstance(hold, Duration) and not hold > longest:
+    if not hold > longest:
         raise MixinError(
             f"keep_inhibiting_for: {hold} is not longer than alertmanager.yml's group_interval "
             f"({longest}): inhibited alerts would be notified when they resolve"
@@ -664,9 +671,7 @@ def outputs(settings: Settings, output_dir: Path | None = None) -> dict[Path, st
     alertmanager = ALERTMANAGER.read_text(encoding="utf-8")
     check_inhibitions(settings, alertmanager)
     rules = rules_text(settings)
-    step = settings.lookup("step")
-    if isinstance(step, Duration):
-        check_holds(rules, alertmanager, step)
+    check_holds(rules, alertmanager, settings.duration("step"))
     tests = unit_test_texts(settings)
     if output_dir is not None:
         return {

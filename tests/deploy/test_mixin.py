@@ -216,3 +216,11 @@ class TestSettingsValidation:
             else:
                 assert fast.values[name] == value, name
         assert str(fast.lookup("step")) == "2s"
+
+    def test_a_duration_is_read_as_one_or_refused(self) -> None:
+        """``duration`` gives a duration setting; any other kind is a MixinError naming the
+        setting, never a check passed over."""
+        settings = mixin().parse_settings(settings_document())
+        assert str(settings.duration("step")) == "1m"
+        with pytest.raises(mixin().MixinError, match=re.escape("'ModelArtsJobsFailed.min_jobs'")):
+            settings.duration("ModelArtsJobsFailed.min_jobs")

@@ -173,7 +173,7 @@ def first_arrival(webhook: Webhook, alertname: str, status: str, since: int = 0)
 def setting(name: str) -> float:
     """A knob of deploy/prometheus/settings.yml (``Alert.knob``) in seconds, as the fast
     stack's rules have it."""
-    value = mixin().load_settings().scaled(FAST_SCALE).lookup(name)
+    value = mixin().load_settings().scaled(FAST_SCALE).duration(name)
     return float(value.seconds)
 
 
